@@ -1,0 +1,1 @@
+"""Translations between chat platforms and `Engine.answer(Query) -> Reply`."""

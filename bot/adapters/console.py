@@ -1,0 +1,154 @@
+"""The local chat: a terminal front end, and the in-memory adapter tests drive.
+
+It speaks the commands the chat platforms do: /compare <aspect>, /topics, /help,
+/reload. A number picks one of the follow-ups offered under the last answer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from bot.core import Engine, Query, Reply
+from bot.core.models import Comparison, Suggestion
+
+__all__ = ["ConsoleChat", "render_text"]
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*|\*(.+?)\*")
+
+
+def _plain(markdown: str, ansi: bool) -> str:
+    def bold(m: re.Match[str]) -> str:
+        inner = m.group(1) or m.group(2)
+        return f"\033[1m{inner}\033[0m" if ansi else inner
+    return _BOLD.sub(bold, markdown).replace("`", "")
+
+
+def _table(comparison: Comparison, width: int) -> list[str]:
+    label_w = min(max(len(r.label) for r in comparison.rows), 24)
+    col = max(16, (width - label_w - 7) // 2)
+    head = f"{'':<{label_w}} | {'Data scientist':<{col}} | ML engineer"
+    lines = [head, "-" * min(width, label_w + 2 * col + 6)]
+    for row in comparison.rows:
+        cells = [textwrap.wrap(v, col) or [""] for v in (row.label, row.data_scientist,
+                                                         row.ml_engineer)]
+        cells[0] = textwrap.wrap(row.label, label_w) or [""]
+        for i in range(max(map(len, cells))):
+            parts = [c[i] if i < len(c) else "" for c in cells]
+            lines.append(f"{parts[0]:<{label_w}} | {parts[1]:<{col}} | {parts[2]}".rstrip())
+    return lines
+
+
+def render_text(reply: Reply, width: int = 88, ansi: bool = False) -> str:
+    """A Reply for a terminal: title, wrapped text, the comparison as a two-column table."""
+    out = [_plain(f"**{reply.title}**", ansi)]
+    for para in _plain(reply.text, ansi).split("\n"):
+        out += textwrap.wrap(para, width, subsequent_indent="  " if para.startswith("•") else "",
+                             replace_whitespace=False) or [""]
+    if reply.comparison and reply.comparison.rows:
+        out += [""] + _table(reply.comparison, width)
+    if reply.sources:
+        out += [""] + textwrap.wrap("Sources: " + "; ".join(s.title for s in reply.sources),
+                                    width)
+    if reply.suggestions:
+        out += [""] + [f"  [{i}] {s.label}" for i, s in enumerate(reply.suggestions, 1)]
+    return "\n".join(out)
+
+
+class ConsoleChat:
+    """One conversation with the engine. `handle(line)` returns the text to show."""
+
+    def __init__(self, engine: Engine, conversation: str = "console",
+                 knowledge_dir: Path | None = None, ansi: bool = False, width: int = 88):
+        self.engine = engine
+        self.conversation = conversation
+        self.knowledge_dir = knowledge_dir
+        self.ansi = ansi
+        self.width = width
+        self._offered: tuple[Suggestion, ...] = ()
+
+    def reply_for(self, line: str) -> Reply | str:
+        line = line.strip()
+        if line.isdigit() and 0 < int(line) <= len(self._offered):
+            pick = self._offered[int(line) - 1]
+            return self.engine.topic_reply(pick.topic, pick.role)
+        if line.startswith("/"):
+            command, _, rest = line[1:].partition(" ")
+            command = command.lower()
+            if command == "compare":
+                return self.engine.compare(rest)
+            if command == "topics":
+                return self.engine.topics()
+            if command == "help":
+                return self.engine.help()
+            if command == "reload":
+                return self.engine.reload(self.knowledge_dir).summary()
+            return f"Unknown command /{command}. Try /help, /topics, /compare <aspect>, /reload."
+        return self.engine.answer(Query(text=line, conversation=self.conversation))
+
+    def handle(self, line: str) -> str:
+        reply = self.reply_for(line)
+        if isinstance(reply, str):
+            return reply
+        self._offered = reply.suggestions
+        return render_text(reply, self.width, self.ansi)
+
+    def run(self, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
+            prompt: str = "you> ") -> int:
+        interactive = stdin.isatty() and stdout.isatty()
+        read: Callable[[str], str]
+        if interactive:
+            read = _readline_input()
+            stdout.write(self.handle("/help") + "\n\n")
+        else:
+            def read(_: str) -> str:
+                line = stdin.readline()
+                if not line:
+                    raise EOFError
+                return line
+        while True:
+            try:
+                line = read(prompt)
+            except (EOFError, KeyboardInterrupt):
+                if interactive:
+                    stdout.write("\nbye!\n")
+                return 0
+            if line.strip().lower() in {"/quit", "/exit", "quit", "exit"}:
+                return 0
+            if not line.strip():
+                continue
+            stdout.write(self.handle(line) + "\n\n")
+            stdout.flush()
+
+
+def _readline_input() -> Callable[[str], str]:
+    """input() with line editing and a history file, where readline exists."""
+    try:
+        import readline
+    except ImportError:  # pragma: no cover - Windows without pyreadline
+        return input
+    history = Path(os.environ.get("CAREERBOT_HISTORY", Path.home() / ".careerbot_history"))
+    try:
+        readline.read_history_file(history)
+    except OSError:
+        pass
+    readline.set_history_length(1000)
+    import atexit
+
+    def save() -> None:
+        try:
+            readline.write_history_file(history)
+        except OSError:
+            pass
+    atexit.register(save)
+    return input
+
+
+def terminal_width() -> int:
+    return min(100, shutil.get_terminal_size((88, 24)).columns)

@@ -1,0 +1,170 @@
+"""careerbot's command line: chat, ask, validate, eval, run, serve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from bot.settings import Settings
+
+__all__ = ["main"]
+
+
+def _engine(settings: Settings, knowledge: str | None = None):  # noqa: ANN202
+    from bot.core import Engine, KnowledgeError
+
+    directory = Path(knowledge) if knowledge else settings.knowledge_dir
+    try:
+        return Engine(knowledge_dir=directory, settings=settings.match)
+    except KnowledgeError as exc:
+        print(f"careerbot: the knowledge base cannot be loaded.\n{exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _reply_json(reply) -> dict[str, object]:  # noqa: ANN001
+    answered = reply.kind in ("answer", "smalltalk")
+    return {
+        "topic": reply.topic if answered else None,
+        "role": reply.role if answered else None,
+        "confidence": reply.confidence,
+        "answer": reply.text,
+        "sources": [s.title for s in reply.sources],
+        "suggestions": [s.label for s in reply.suggestions],
+    }
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.adapters.console import render_text
+    from bot.core import Query
+
+    engine = _engine(settings, args.knowledge)
+    if not args.jsonl:
+        if not args.question:
+            print("careerbot ask: give a question, or --jsonl to read JSON lines from stdin",
+                  file=sys.stderr)
+            return 2
+        print(render_text(engine.answer(Query(text=" ".join(args.question)))))
+        return 0
+    out = sys.stdout
+    for n, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+                raise ValueError('each line must be an object with a "text" string')
+            session = item.get("session")
+            conversation = "" if session is None else f"jsonl:{session}"
+            reply = engine.answer(Query(text=item["text"], conversation=conversation,
+                                        platform="jsonl"))
+            out.write(json.dumps(_reply_json(reply), ensure_ascii=False) + "\n")
+        except (ValueError, TypeError) as exc:
+            out.write(json.dumps({"error": f"line {n}: {exc}"}) + "\n")
+        out.flush()
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core import KnowledgeError, load_knowledge
+
+    directory = args.directory or settings.knowledge_dir
+    try:
+        knowledge = load_knowledge(directory)
+    except KnowledgeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"ok: {len(knowledge.topics)} topics, {len(knowledge.sources)} sources, "
+          f"{len(knowledge.out_of_scope)} out-of-scope groups, version {knowledge.version}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.evaluate import evaluate_files
+
+    engine = _engine(settings, args.knowledge)
+    result = evaluate_files(engine, [Path(p) for p in args.files])
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print(result.table())
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.adapters.console import ConsoleChat, terminal_width
+
+    engine = _engine(settings, args.knowledge)
+    chat = ConsoleChat(engine, knowledge_dir=Path(args.knowledge) if args.knowledge else None,
+                       ansi=sys.stdout.isatty(), width=terminal_width())
+    return chat.run()
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Whatever the settings allow: Slack and/or Discord, else the console chat."""
+    if not (settings.slack_enabled or settings.discord_enabled):
+        return cmd_chat(args, settings)
+    from bot.serve import serve
+
+    return serve(settings, slack=settings.slack_enabled, discord=settings.discord_enabled,
+                 knowledge=args.knowledge)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.serve import serve
+
+    return serve(settings, slack=args.platform in ("slack", "all"),
+                 discord=args.platform in ("discord", "all"), knowledge=args.knowledge,
+                 port=args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="careerbot", description="Data scientist or ML engineer? Career answers in chat.")
+    parser.add_argument("--knowledge", help="knowledge directory (default: the shipped one)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("chat", help="the local console chat")
+    p.set_defaults(func=cmd_chat)
+    p = sub.add_parser("run", help="serve the platforms whose tokens are set, else chat")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("ask", help="one answer, or --jsonl for the batch interface")
+    p.add_argument("question", nargs="*")
+    p.add_argument("--jsonl", action="store_true",
+                   help='read {"text": ..., "session": ...} lines from stdin, write JSON lines')
+    p.set_defaults(func=cmd_ask)
+    p = sub.add_parser("validate", help="check a knowledge directory")
+    p.add_argument("directory", nargs="?")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("eval", help="score labelled question sets")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("serve", help="serve Slack and/or Discord")
+    p.add_argument("platform", choices=["slack", "discord", "all"])
+    p.add_argument("--port", type=int, default=None, help="Slack HTTP mode port")
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env(dotenv=Path(".env"))
+    except ValueError as exc:
+        print(f"careerbot: {exc}", file=sys.stderr)
+        return 2
+    if args.command is None:
+        args.func = cmd_chat
+    if getattr(args, "knowledge", None) is None:
+        args.knowledge = None
+    try:
+        return int(args.func(args, settings) or 0)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,311 @@
+"""Engine.answer(Query) -> Reply, and Engine.reload(): the one call adapters translate around."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rapidfuzz import fuzz, process
+
+from bot.core.context import ContextStore, Turn
+from bot.core.knowledge import Knowledge, KnowledgeError, Problem, Topic, load_knowledge
+from bot.core.matcher import Match, Matcher
+from bot.core.models import ROLE_NAMES, Query, Reply, Role, Suggestion
+from bot.settings import MatchSettings
+
+__all__ = ["Engine", "ReloadReport"]
+
+log = logging.getLogger(__name__)
+
+_POPULAR = ("overview", "salary", "which_to_choose", "crossover", "skills")
+# A follow-up names a role but no new subject: "what about data scientists?"
+_BARE_FOLLOWUP_MAX_CONTENT = 2
+
+
+@dataclass(frozen=True)
+class ReloadReport:
+    ok: bool
+    version: str
+    previous_version: str
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        if not self.ok:
+            lines = [f"Reload failed: {len(self.problems)} problem(s); still serving "
+                     f"version {self.previous_version}."]
+            lines += [f"• {p}" for p in self.problems]
+            return "\n".join(lines)
+        if self.version == self.previous_version:
+            return f"Reloaded: nothing changed (version {self.version})."
+        parts = []
+        for name, ids in (("added", self.added), ("removed", self.removed),
+                          ("edited", self.changed)):
+            if ids:
+                parts.append(f"{name}: {', '.join(ids)}")
+        what = "; ".join(parts) or "vocabulary or sources edited"
+        return (f"Reloaded: version {self.previous_version} → {self.version} "
+                f"({what}).")
+
+
+@dataclass(frozen=True)
+class _State:
+    knowledge: Knowledge
+    matcher: Matcher
+    aspects: tuple[str, ...] = field(default=())
+
+
+class Engine:
+    """Holds one immutable knowledge version at a time and swaps it atomically."""
+
+    def __init__(self, knowledge: Knowledge | None = None, *,
+                 knowledge_dir: str | Path | None = None,
+                 settings: MatchSettings | None = None,
+                 context: ContextStore | None = None):
+        self.settings = settings or MatchSettings()
+        self._dir = Path(knowledge_dir) if knowledge_dir else None
+        self._state = self._build(knowledge or load_knowledge(self._dir))
+        self.context = context or ContextStore(ttl=self.settings.context_ttl)
+
+    def _build(self, knowledge: Knowledge) -> _State:
+        aspects: list[str] = []
+        for topic in knowledge.topics.values():
+            if topic.comparison:
+                aspects += [topic.comparison.aspect, *topic.aliases]
+        return _State(knowledge, Matcher(knowledge, self.settings), tuple(aspects))
+
+    @property
+    def knowledge(self) -> Knowledge:
+        return self._state.knowledge
+
+    @property
+    def version(self) -> str:
+        return self._state.knowledge.version
+
+    # ------------------------------------------------------------------ reload
+
+    def reload(self, directory: str | Path | None = None) -> ReloadReport:
+        """Validate the knowledge directory fully, then swap; on error keep serving the old."""
+        started = time.perf_counter()
+        old = self._state
+        path = Path(directory) if directory else (self._dir or old.knowledge.directory)
+        try:
+            new = self._build(load_knowledge(path))
+        except KnowledgeError as exc:
+            return ReloadReport(False, old.knowledge.version, old.knowledge.version,
+                                problems=exc.problems, seconds=time.perf_counter() - started)
+        self._state = new  # one assignment: a request sees the old state or the new one
+        before, after = old.knowledge.topics, new.knowledge.topics
+        return ReloadReport(
+            True, new.knowledge.version, old.knowledge.version,
+            added=tuple(sorted(set(after) - set(before))),
+            removed=tuple(sorted(set(before) - set(after))),
+            changed=tuple(sorted(t for t in set(before) & set(after) if before[t] != after[t])),
+            seconds=time.perf_counter() - started,
+        )
+
+    # ------------------------------------------------------------------ answering
+
+    def match(self, text: str) -> Match:
+        return self._state.matcher.match(text)
+
+    def answer(self, query: Query) -> Reply:
+        state = self._state
+        text = query.text.strip()
+        if not text:
+            return self.help()
+        match = state.matcher.match(text)
+        previous = self.context.get(query.conversation)
+        if previous is not None and previous.topic in state.knowledge.topics:
+            match = self._continue(state, match, previous)
+        if match.topic is None:
+            reply = self._decline(state, match)
+        elif self._ambiguous(state, match):
+            reply = self._clarify(state, match)
+        else:
+            reply = self.topic_reply(match.topic, match.role or "both", match.confidence,
+                                     state=state)
+        if reply.topic is not None and reply.kind == "answer":
+            self.context.remember(query.conversation, reply.topic, reply.role or "both")
+        return reply
+
+    def _continue(self, state: _State, match: Match, previous: Turn) -> Match:
+        """Apply follow-up context: a new role on the old topic, or the old role on a new topic."""
+        a = match.analysis
+        standalone = bool(a.roles) and match.topic is not None and not a.cue
+        if standalone:
+            return match
+        bare = len(a.content) <= _BARE_FOLLOWUP_MAX_CONTENT
+        if a.roles and (match.topic is None or bare and a.cue) and match.decline_reason in (
+                None, "low_confidence"):
+            if match.topic is None or match.topic == previous.topic or bare:
+                topic = previous.topic
+                role = state.matcher.role_for(topic, a)
+                return Match(topic, role, max(match.confidence, 0.75), match.candidates, a)
+        if match.topic is not None and not a.roles and (a.cue or bare):
+            allowed = state.knowledge.topics[match.topic].roles
+            role: Role = previous.role if previous.role in allowed else (
+                "both" if "both" in allowed else allowed[0])
+            if match.topic == "crossover" or state.knowledge.topics[match.topic].smalltalk:
+                return match
+            return Match(match.topic, role, match.confidence, match.candidates, a)
+        return match
+
+    def _ambiguous(self, state: _State, match: Match) -> bool:
+        in_scope = [c for c in match.candidates if not c.out_of_scope]
+        if len(in_scope) < 2 or match.confidence >= self.settings.sure_above:
+            return False
+        return in_scope[0].score - in_scope[1].score < self.settings.clarify_margin
+
+    def topic_reply(self, topic_id: str, role: Role = "both", confidence: float = 1.0,
+                    *, state: _State | None = None) -> Reply:
+        """The answer for a known topic and role (also what a follow-up button asks for)."""
+        state = state or self._state
+        topic = state.knowledge.topics[topic_id]
+        if role not in topic.answers:
+            role = "both" if "both" in topic.answers else topic.roles[0]
+        text = topic.answers.get(role) or ""
+        if topic.smalltalk:
+            kind = "smalltalk"
+            title = topic.title
+        else:
+            kind = "answer"
+            title = topic.title if role == "both" else f"{topic.title}: {ROLE_NAMES[role]}"
+        return Reply(
+            title=title,
+            text=text,
+            kind=kind,  # type: ignore[arg-type]
+            topic=topic.id,
+            role=role,
+            confidence=round(confidence, 3),
+            comparison=topic.comparison if role == "both" else None,
+            sources=tuple(state.knowledge.sources[s] for s in topic.sources),
+            suggestions=self._suggestions(state, topic.follow_ups, role),
+        )
+
+    def _suggestions(self, state: _State, ids: tuple[str, ...] | list[str],
+                     role: Role = "both") -> tuple[Suggestion, ...]:
+        out = []
+        for tid in ids[:3]:
+            topic = state.knowledge.topics.get(tid)
+            if topic is None:
+                continue
+            r: Role = role if role in topic.answers else (
+                "both" if "both" in topic.answers else topic.roles[0])
+            out.append(Suggestion(label=topic.title, topic=tid, role=r))
+        return tuple(out)
+
+    def _decline(self, state: _State, match: Match) -> Reply:
+        groups = {g.id: g.reason for g in state.knowledge.out_of_scope}
+        reason = {
+            "other_roles": "I only know about data scientists and machine-learning engineers.",
+            "low_confidence": "I'm not sure what you're asking, and I'd rather not guess.",
+        }.get(match.decline_reason or "", None) or groups.get(match.decline_reason or "", "")
+        text = (f"{reason}\n\nI answer questions about *data scientists vs ML engineers*: "
+                "what each does, skills, tools, salary, education, career paths, switching "
+                "between them, and which might suit you. Try one of these, or `/help`.")
+        return Reply(
+            title="That's outside what I can answer",
+            text=text,
+            kind="decline",
+            confidence=round(match.confidence, 3),
+            suggestions=self._suggestions(state, list(_POPULAR[:3])),
+        )
+
+    def _clarify(self, state: _State, match: Match) -> Reply:
+        options = [c.id for c in match.candidates if not c.out_of_scope][:2]
+        titles = [state.knowledge.topics[t].title for t in options]
+        role = match.role or "both"
+        return Reply(
+            title="Did you mean…?",
+            text=f"I'm torn between *{titles[0]}* and *{titles[1]}*. Which one did you mean?",
+            kind="clarify",
+            confidence=round(match.confidence, 3),
+            suggestions=self._suggestions(state, options, role),
+        )
+
+    # ------------------------------------------------------------------ commands
+
+    def help(self) -> Reply:
+        topic = self._state.knowledge.topics.get("help")
+        if topic is not None:
+            return self.topic_reply("help")
+        return Reply(title="careerbot", text="Ask me about data scientists vs ML engineers.",
+                     kind="smalltalk")
+
+    def topics(self) -> Reply:
+        state = self._state
+        lines = [f"• *{t.title}*: {t.summary}" for t in state.knowledge.topics.values()
+                 if not t.smalltalk]
+        aspects = ", ".join(t.comparison.aspect for t in state.knowledge.topics.values()
+                            if t.comparison)
+        return Reply(
+            title="What you can ask me",
+            text="\n".join(lines) + f"\n\nSide by side with `/compare <aspect>`: {aspects}.",
+            kind="notice",
+        )
+
+    def compare(self, aspect: str) -> Reply:
+        """A side-by-side comparison; with no or an unknown aspect, the list and a guess."""
+        state = self._state
+        topic = state.knowledge.comparison_for(aspect) if aspect.strip() else None
+        if topic is None and aspect.strip():
+            # a word we do not list as an aspect: let the matcher find the topic
+            match = state.matcher.match(aspect)
+            if match.topic and state.knowledge.topics[match.topic].comparison:
+                if match.confidence >= self.settings.sure_above:
+                    topic = state.knowledge.topics[match.topic]
+        if topic is None or topic.comparison is None:
+            return self._aspect_list(state, aspect)
+        return Reply(
+            title=f"Data scientist vs ML engineer: {topic.title}",
+            text=topic.summary,
+            kind="answer",
+            topic=topic.id,
+            role="both",
+            confidence=1.0,
+            comparison=topic.comparison,
+            sources=tuple(state.knowledge.sources[s] for s in topic.sources),
+            suggestions=self._suggestions(state, topic.follow_ups),
+        )
+
+    def aspects(self) -> list[str]:
+        return [t.comparison.aspect for t in self._state.knowledge.topics.values()
+                if t.comparison]
+
+    def suggest_aspects(self, partial: str, limit: int = 25) -> list[str]:
+        """Aspects for autocomplete and "did you mean": fuzzy over aspects and aliases."""
+        state = self._state
+        names = self.aspects()
+        if not partial.strip():
+            return names[:limit]
+        hits = process.extract(partial.lower(), list(state.aspects), scorer=fuzz.WRatio,
+                               limit=None, score_cutoff=60)
+        out: list[str] = []
+        for name, _, _ in hits:
+            topic = state.knowledge.comparison_for(name)
+            if topic and topic.comparison and topic.comparison.aspect not in out:
+                out.append(topic.comparison.aspect)
+        return out[:limit]
+
+    def _aspect_list(self, state: _State, asked: str) -> Reply:
+        guesses = self.suggest_aspects(asked, limit=3) if asked.strip() else []
+        intro = (f"I don't have a comparison for “{asked.strip()[:60]}”. "
+                 if asked.strip() else "Compare the two roles on one of these aspects: ")
+        if guesses:
+            intro += f"Did you mean *{guesses[0]}*? "
+        return Reply(
+            title="Compare data scientists and ML engineers",
+            text=intro + "\n" + ", ".join(self.aspects()),
+            kind="clarify",
+            suggestions=tuple(
+                Suggestion(label=f"Compare {g}", topic=state.knowledge.comparison_for(g).id,
+                           role="both")  # type: ignore[union-attr]
+                for g in guesses
+            ),
+        )

@@ -1,0 +1,449 @@
+"""Load and validate the YAML knowledge base into one immutable `Knowledge`.
+
+Loading checks everything and reports every problem at once, each naming the
+file, the field and what is wrong. A `Knowledge` is never half-built: either
+`load_knowledge` returns a complete one or it raises `KnowledgeError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.core.models import ROLES, Comparison, ComparisonRow, Role, Source
+
+__all__ = [
+    "Knowledge",
+    "KnowledgeError",
+    "OutOfScopeGroup",
+    "Problem",
+    "Topic",
+    "Vocabulary",
+    "default_knowledge_dir",
+    "load_knowledge",
+]
+
+_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+# Keys that would tie the content to one platform: renderers decide looks.
+_PLATFORM_KEYS = {"blocks", "embed", "embeds", "attachments", "mrkdwn", "components"}
+_TOPIC_FIELDS = {
+    "id", "title", "summary", "sources", "answers", "comparison",
+    "examples", "keywords", "follow_ups",
+}
+_MIN_EXAMPLES = 8
+
+
+def default_knowledge_dir() -> Path:
+    """The knowledge base shipped beside the package (the repository's knowledge/)."""
+    return Path(__file__).resolve().parents[2] / "knowledge"
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    field: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field}: {self.why}"
+
+
+class KnowledgeError(Exception):
+    """A knowledge base that cannot be served; `problems` lists every reason."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = tuple(problems)
+        super().__init__(
+            f"{len(problems)} problem(s) in the knowledge base:\n"
+            + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+@dataclass(frozen=True)
+class Topic:
+    id: str
+    title: str
+    summary: str
+    answers: Mapping[str, str]
+    sources: tuple[str, ...]
+    examples: tuple[str, ...]
+    keywords: tuple[str, ...]
+    follow_ups: tuple[str, ...]
+    comparison: Comparison | None = None
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def roles(self) -> tuple[Role, ...]:
+        return tuple(r for r in ROLES if r in self.answers)
+
+    @property
+    def smalltalk(self) -> bool:
+        return not self.sources and self.id in {"greeting", "thanks", "help"}
+
+
+@dataclass(frozen=True)
+class OutOfScopeGroup:
+    id: str
+    reason: str
+    examples: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """How people name things: role names, other roles, and word-level synonyms."""
+
+    roles: Mapping[str, tuple[str, ...]]
+    other_roles: tuple[str, ...]
+    synonyms: Mapping[str, tuple[str, ...]]
+    stopwords: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    topics: Mapping[str, Topic]
+    sources: Mapping[str, Source]
+    vocabulary: Vocabulary
+    out_of_scope: tuple[OutOfScopeGroup, ...]
+    version: str
+    directory: Path = field(compare=False)
+
+    def comparison_for(self, aspect: str) -> Topic | None:
+        """The topic whose comparison aspect or alias is exactly `aspect` (normalised)."""
+        key = " ".join(aspect.lower().replace("-", " ").replace("_", " ").split())
+        for topic in self.topics.values():
+            if topic.comparison and key in (topic.comparison.aspect, *topic.aliases):
+                return topic
+        return None
+
+    @property
+    def aspects(self) -> list[str]:
+        return [t.comparison.aspect for t in self.topics.values() if t.comparison]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, file: str, field: str, why: str) -> None:
+        self.problems.append(Problem(file, field, why))
+
+
+def _read_yaml(path: Path, root: Path, errors: _Collector) -> Any:
+    rel = str(path.relative_to(root))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        errors.add(rel, "(file)", f"cannot be read: {exc}")
+        return None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        errors.add(rel, "(file)", f"is not valid YAML{where}: {problem}")
+        return None
+
+
+def _str_list(value: Any, file: str, name: str, errors: _Collector) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        errors.add(file, name, f"must be a list of strings, got {type(value).__name__}")
+        return ()
+    out: list[str] = []
+    for i, item in enumerate(value):
+        if isinstance(item, (int, float)) and not isinstance(item, bool):
+            item = str(item)
+        if not isinstance(item, str) or not item.strip():
+            errors.add(file, f"{name}[{i}]", "must be a non-empty string")
+            continue
+        out.append(item.strip())
+    return tuple(out)
+
+
+def _text(value: Any, file: str, name: str, errors: _Collector, required: bool = True) -> str:
+    if value is None:
+        if required:
+            errors.add(file, name, "is missing")
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        errors.add(file, name, "must be non-empty text")
+        return ""
+    return value.strip()
+
+
+def _find_platform_keys(value: Any, path: str, file: str, errors: _Collector) -> None:
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            if isinstance(key, str) and key.lower() in _PLATFORM_KEYS:
+                errors.add(file, f"{path}.{key}" if path else key,
+                           "platform-specific keys do not belong in knowledge; "
+                           "renderers decide how answers look")
+            _find_platform_keys(sub, f"{path}.{key}" if path else str(key), file, errors)
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            _find_platform_keys(sub, f"{path}[{i}]", file, errors)
+
+
+def _norm_key(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9+#]+", " ", text.lower()).split())
+
+
+def _load_comparison(raw: Any, file: str, title: str, errors: _Collector) -> tuple[
+    Comparison | None, tuple[str, ...]
+]:
+    if raw is None:
+        return None, ()
+    if not isinstance(raw, dict):
+        errors.add(file, "comparison", "must be a mapping with aspect, aliases and rows")
+        return None, ()
+    aspect = _norm_key(_text(raw.get("aspect"), file, "comparison.aspect", errors))
+    aliases = tuple(_norm_key(a) for a in _str_list(
+        raw.get("aliases"), file, "comparison.aliases", errors))
+    rows_raw = raw.get("rows")
+    rows: list[ComparisonRow] = []
+    if not isinstance(rows_raw, list) or not rows_raw:
+        errors.add(file, "comparison.rows", "must be a non-empty list")
+    else:
+        for i, row in enumerate(rows_raw):
+            where = f"comparison.rows[{i}]"
+            if not isinstance(row, dict):
+                errors.add(file, where, "must be a mapping with label, data_scientist, ml_engineer")
+                continue
+            values = [
+                _text(None if row.get(k) is None else str(row.get(k)), file, f"{where}.{k}", errors)
+                for k in ("label", "data_scientist", "ml_engineer")
+            ]
+            unknown = set(row) - {"label", "data_scientist", "ml_engineer"}
+            if unknown:
+                errors.add(file, where, f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
+            if all(values):
+                rows.append(ComparisonRow(*values))
+    if not aspect:
+        return None, aliases
+    return Comparison(aspect=aspect, title=title, rows=tuple(rows)), aliases
+
+
+def _load_topic(path: Path, root: Path, errors: _Collector) -> Topic | None:
+    rel = str(path.relative_to(root))
+    raw = _read_yaml(path, root, errors)
+    if raw is None and not any(p.file == rel for p in errors.problems):
+        errors.add(rel, "(file)", "is empty")
+    if not isinstance(raw, dict):
+        if raw is not None:
+            errors.add(rel, "(file)", "must be a mapping of fields")
+        return None
+    _find_platform_keys(raw, "", rel, errors)
+    for key in sorted(set(map(str, raw)) - _TOPIC_FIELDS):
+        errors.add(rel, key, f"unknown field (known: {', '.join(sorted(_TOPIC_FIELDS))})")
+
+    topic_id = _text(raw.get("id"), rel, "id", errors)
+    if topic_id and not _ID.match(topic_id):
+        errors.add(rel, "id", f"{topic_id!r} must be lowercase letters, digits and _")
+    if topic_id and topic_id != path.stem:
+        errors.add(rel, "id", f"{topic_id!r} must match the file name {path.stem!r}")
+    title = _text(raw.get("title"), rel, "title", errors)
+    summary = _text(raw.get("summary"), rel, "summary", errors)
+
+    answers_raw = raw.get("answers")
+    answers: dict[str, str] = {}
+    if not isinstance(answers_raw, dict) or not answers_raw:
+        errors.add(rel, "answers", "must map at least one role "
+                   f"({', '.join(ROLES)}) to its answer")
+    else:
+        for role, text in answers_raw.items():
+            if role not in ROLES:
+                errors.add(rel, f"answers.{role}", f"unknown role (known: {', '.join(ROLES)})")
+                continue
+            value = _text(text, rel, f"answers.{role}", errors)
+            if value:
+                answers[role] = value
+
+    examples = _str_list(raw.get("examples"), rel, "examples", errors)
+    if len(examples) < _MIN_EXAMPLES:
+        errors.add(rel, "examples", f"has {len(examples)}; at least {_MIN_EXAMPLES} "
+                   "varied phrasings are needed for matching")
+    comparison, aliases = _load_comparison(raw.get("comparison"), rel, title, errors)
+    return Topic(
+        id=topic_id or path.stem,
+        title=title,
+        summary=summary,
+        answers=answers,
+        sources=_str_list(raw.get("sources"), rel, "sources", errors),
+        examples=examples,
+        keywords=tuple(k.lower() for k in _str_list(raw.get("keywords"), rel, "keywords", errors)),
+        follow_ups=_str_list(raw.get("follow_ups"), rel, "follow_ups", errors),
+        comparison=comparison,
+        aliases=aliases,
+    )
+
+
+def _load_sources(root: Path, errors: _Collector) -> dict[str, Source]:
+    path = root / "sources.yaml"
+    if not path.exists():
+        errors.add("sources.yaml", "(file)", "is missing")
+        return {}
+    raw = _read_yaml(path, root, errors)
+    if not isinstance(raw, dict):
+        if raw is not None:
+            errors.add("sources.yaml", "(file)", "must map source ids to title and by")
+        return {}
+    sources: dict[str, Source] = {}
+    for sid, entry in raw.items():
+        if not isinstance(entry, dict):
+            errors.add("sources.yaml", str(sid), "must be a mapping with title")
+            continue
+        title = _text(entry.get("title"), "sources.yaml", f"{sid}.title", errors)
+        if title:
+            sources[str(sid)] = Source(id=str(sid), title=title, by=str(entry.get("by") or ""))
+    return sources
+
+
+def _load_vocabulary(root: Path, errors: _Collector) -> Vocabulary:
+    path = root / "synonyms.yaml"
+    empty = Vocabulary(roles={}, other_roles=(), synonyms={}, stopwords=frozenset())
+    if not path.exists():
+        errors.add("synonyms.yaml", "(file)", "is missing")
+        return empty
+    raw = _read_yaml(path, root, errors)
+    if not isinstance(raw, dict):
+        if raw is not None:
+            errors.add("synonyms.yaml", "(file)", "must be a mapping")
+        return empty
+    roles_raw = raw.get("roles")
+    roles: dict[str, tuple[str, ...]] = {}
+    if not isinstance(roles_raw, dict):
+        errors.add("synonyms.yaml", "roles", "must map data_scientist and ml_engineer to names")
+    else:
+        for role in ("data_scientist", "ml_engineer"):
+            names = _str_list(roles_raw.get(role), "synonyms.yaml", f"roles.{role}", errors)
+            if not names:
+                errors.add("synonyms.yaml", f"roles.{role}", "needs at least one name")
+            roles[role] = tuple(_norm_key(n) for n in names)
+    synonyms_raw = raw.get("synonyms") or {}
+    synonyms: dict[str, tuple[str, ...]] = {}
+    if not isinstance(synonyms_raw, dict):
+        errors.add("synonyms.yaml", "synonyms", "must map a canonical word to its variants")
+    else:
+        for canon, variants in synonyms_raw.items():
+            synonyms[_norm_key(str(canon))] = tuple(
+                _norm_key(v) for v in _str_list(variants, "synonyms.yaml", f"synonyms.{canon}",
+                                                errors))
+    return Vocabulary(
+        roles=roles,
+        other_roles=tuple(_norm_key(r) for r in _str_list(
+            raw.get("other_roles"), "synonyms.yaml", "other_roles", errors)),
+        synonyms=synonyms,
+        stopwords=frozenset(_norm_key(w) for w in _str_list(
+            raw.get("stopwords"), "synonyms.yaml", "stopwords", errors)),
+    )
+
+
+def _load_out_of_scope(root: Path, errors: _Collector) -> tuple[OutOfScopeGroup, ...]:
+    path = root / "out_of_scope.yaml"
+    if not path.exists():
+        return ()
+    raw = _read_yaml(path, root, errors)
+    if raw is None:
+        return ()
+    groups_raw = raw.get("groups") if isinstance(raw, dict) else None
+    if not isinstance(groups_raw, list):
+        errors.add("out_of_scope.yaml", "groups", "must be a list of {id, reason, examples}")
+        return ()
+    groups: list[OutOfScopeGroup] = []
+    for i, group in enumerate(groups_raw):
+        where = f"groups[{i}]"
+        if not isinstance(group, dict):
+            errors.add("out_of_scope.yaml", where, "must be a mapping with id, reason, examples")
+            continue
+        gid = _text(group.get("id"), "out_of_scope.yaml", f"{where}.id", errors)
+        reason = _text(group.get("reason"), "out_of_scope.yaml", f"{where}.reason", errors)
+        examples = _str_list(group.get("examples"), "out_of_scope.yaml", f"{where}.examples",
+                             errors)
+        if gid and reason and examples:
+            groups.append(OutOfScopeGroup(gid, reason, examples))
+    return tuple(groups)
+
+
+def _cross_check(topics: dict[str, Topic], sources: Mapping[str, Source],
+                 groups: tuple[OutOfScopeGroup, ...], errors: _Collector) -> None:
+    seen_examples: dict[str, str] = {}
+    seen_aspects: dict[str, str] = {}
+    for topic in topics.values():
+        rel = f"topics/{topic.id}.yaml"
+        for i, sid in enumerate(topic.sources):
+            if sid not in sources:
+                errors.add(rel, f"sources[{i}]", f"unknown source {sid!r} "
+                           f"(known: {', '.join(sorted(sources)) or 'none'})")
+        if not topic.sources and not topic.smalltalk:
+            errors.add(rel, "sources", "must cite at least one article from sources.yaml")
+        for i, fid in enumerate(topic.follow_ups):
+            if fid not in topics:
+                errors.add(rel, f"follow_ups[{i}]", f"unknown topic {fid!r}")
+            elif fid == topic.id:
+                errors.add(rel, f"follow_ups[{i}]", "a topic cannot follow up on itself")
+        for i, example in enumerate(topic.examples):
+            key = _norm_key(example)
+            other = seen_examples.get(key)
+            if other and other != topic.id:
+                errors.add(rel, f"examples[{i}]",
+                           f"{example!r} is also an example of topic {other!r}")
+            seen_examples.setdefault(key, topic.id)
+        if topic.comparison:
+            for name in (topic.comparison.aspect, *topic.aliases):
+                other = seen_aspects.get(name)
+                if other and other != topic.id:
+                    errors.add(rel, "comparison", f"aspect or alias {name!r} is also used by "
+                               f"topic {other!r}")
+                seen_aspects.setdefault(name, topic.id)
+    for g, group in enumerate(groups):
+        for i, example in enumerate(group.examples):
+            other = seen_examples.get(_norm_key(example))
+            if other:
+                errors.add("out_of_scope.yaml", f"groups[{g}].examples[{i}]",
+                           f"{example!r} is also an example of topic {other!r}")
+
+
+def load_knowledge(directory: str | Path | None = None) -> Knowledge:
+    """Load and validate a knowledge directory; raise `KnowledgeError` listing every problem."""
+    root = Path(directory) if directory is not None else default_knowledge_dir()
+    errors = _Collector()
+    if not root.is_dir():
+        raise KnowledgeError([Problem(str(root), "(directory)", "does not exist")])
+    topic_files = sorted((root / "topics").glob("*.yaml")) if (root / "topics").is_dir() else []
+    if not topic_files:
+        errors.add("topics/", "(directory)", "has no topic files (*.yaml)")
+    topics: dict[str, Topic] = {}
+    for path in topic_files:
+        topic = _load_topic(path, root, errors)
+        if topic is not None:
+            topics[topic.id] = topic
+    sources = _load_sources(root, errors)
+    vocabulary = _load_vocabulary(root, errors)
+    groups = _load_out_of_scope(root, errors)
+    _cross_check(topics, sources, groups, errors)
+    if errors.problems:
+        raise KnowledgeError(errors.problems)
+
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.yaml")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return Knowledge(
+        topics=topics,
+        sources=sources,
+        vocabulary=vocabulary,
+        out_of_scope=groups,
+        version=digest.hexdigest()[:12],
+        directory=root,
+    )

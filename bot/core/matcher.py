@@ -1,0 +1,316 @@
+"""Text -> (topic, role, confidence), with rapidfuzz underneath.
+
+The pipeline, built once per knowledge version:
+
+1. normalise: lowercase, drop apostrophes and punctuation;
+2. correct typos word by word against the knowledge base's own vocabulary
+   (rapidfuzz OSA distance: one slip in a short word, two in a long one);
+3. canonicalise phrases, longest first: role names become `@ds` / `@mle`, roles
+   we do not cover become `@other`, and synonyms become their canonical word
+   ("comp", "pay", "earn" -> "salary");
+4. score every topic, and every out-of-scope group as a competing intent, by
+   how well the question's content words (weighted by how rare they are across
+   topics) meet the topic's example questions and keywords, plus a rapidfuzz
+   string similarity to the nearest example. A long message is scored sentence
+   by sentence, so a question buried in a story is still found;
+5. the role comes from which roles the text names, and, for switching
+   questions, which one it moves *into*.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
+
+from bot.core.knowledge import Knowledge
+from bot.core.models import Role
+from bot.settings import MatchSettings
+
+__all__ = ["Analysis", "Candidate", "Match", "Matcher", "normalise"]
+
+DS, MLE, OTHER = "@ds", "@mle", "@other"
+_ROLE_TOKEN = {DS: "data_scientist", MLE: "ml_engineer"}
+_OTHER_ROLE: dict[str, Role] = {"data_scientist": "ml_engineer", "ml_engineer": "data_scientist"}
+_MAX_PHRASE = 5
+_SENTENCE = re.compile(r"(?<=[.!?;\n])\s+|\n+")
+# Words that mark a message as continuing the previous one.
+_CUES = ("and", "what about", "how about", "same for", "same", "also", "for", "ok and",
+         "then", "now", "wat about", "and for", "plus")
+_ANAPHORA = frozenset({"they", "their", "them", "theirs", "those", "these"})
+# Before a role name, these make it the role being moved INTO; after "from", the source.
+_ARTICLES = frozenset({"a", "an", "the", "fellow"})
+_INTO = frozenset({"become", "becoming", "became", "into", "to", "towards", "toward", "switch",
+                   "as", "be", "fulltime", "full"})
+_FROM = frozenset({"from", "im", "am", "currently", "been", "was", "ex", "former", "fellow",
+                   "being"})
+_SELF_PAIRS = frozenset({"i am", "i m", "work as", "working as", "worked as", "job as"})
+
+
+def normalise(text: str) -> str:
+    """Lowercase, NFKC, no apostrophes, punctuation to spaces (keeps c++ and c#)."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = re.sub(r"[\u2019\u2018`']", "", text)
+    text = re.sub(r"[^a-z0-9+#@]+", " ", text)
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class Analysis:
+    tokens: tuple[str, ...]          # canonical tokens, roles as @ds / @mle / @other
+    content: tuple[str, ...]         # tokens that carry a topic (no stopwords, no roles)
+    roles: tuple[tuple[str, int], ...]  # (data_scientist | ml_engineer, token position)
+    other_role: bool
+    cue: bool                        # reads like a continuation ("and their tools?")
+
+    @property
+    def roles_named(self) -> frozenset[str]:
+        return frozenset(r for r, _ in self.roles)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: str
+    score: float
+    out_of_scope: bool = False
+
+
+@dataclass(frozen=True)
+class Match:
+    topic: str | None
+    role: Role | None
+    confidence: float
+    candidates: tuple[Candidate, ...]
+    analysis: Analysis
+    decline_reason: str | None = None
+
+    @property
+    def best(self) -> Candidate | None:
+        return self.candidates[0] if self.candidates else None
+
+
+@dataclass(frozen=True)
+class _Doc:
+    label: str
+    out_of_scope: bool
+    examples: tuple[frozenset[str], ...]
+    keywords: frozenset[str]
+
+
+class Matcher:
+    """Built from one immutable `Knowledge`; safe to share between tasks."""
+
+    def __init__(self, knowledge: Knowledge, settings: MatchSettings | None = None):
+        self.knowledge = knowledge
+        self.settings = settings or MatchSettings()
+        vocab = knowledge.vocabulary
+        self._stop = vocab.stopwords
+        self._phrases: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for role, names in vocab.roles.items():
+            token = DS if role == "data_scientist" else MLE
+            for name in names:
+                self._phrases[tuple(name.split())] = (token,)
+        for name in vocab.other_roles:
+            self._phrases.setdefault(tuple(name.split()), (OTHER,))
+        for canon, variants in vocab.synonyms.items():
+            for variant in variants:
+                self._phrases.setdefault(tuple(variant.split()), tuple(canon.split()))
+
+        words: set[str] = set(vocab.stopwords)
+        for phrase, repl in self._phrases.items():
+            words.update(phrase)
+            words.update(t for t in repl if not t.startswith("@"))
+        texts: list[str] = []
+        for topic in knowledge.topics.values():
+            texts += [*topic.examples, *topic.keywords, topic.title]
+        for group in knowledge.out_of_scope:
+            texts += list(group.examples)
+        for text in texts:
+            words.update(normalise(text).split())
+        self._vocab = sorted(w for w in words if w.isalpha() and len(w) > 2)
+        self._known = frozenset(words)
+        self._correct = lru_cache(maxsize=8192)(self._correct_uncached)
+
+        docs: list[_Doc] = []
+        fuzzy_strings: list[str] = []
+        fuzzy_owner: list[int] = []
+        for topic in knowledge.topics.values():
+            docs.append(self._doc(topic.id, False, topic.examples,
+                                  [*topic.keywords, topic.title]))
+        for group in knowledge.out_of_scope:
+            docs.append(self._doc(group.id, True, group.examples, []))
+        for i, doc in enumerate(docs):
+            source = (knowledge.topics[doc.label].examples if not doc.out_of_scope
+                      else next(g.examples for g in knowledge.out_of_scope if g.id == doc.label))
+            for example in source:
+                fuzzy_strings.append(self._fuzzy_string(self.analyse(example, correct=False)))
+                fuzzy_owner.append(i)
+        self._docs = tuple(docs)
+        self._fuzzy_strings = fuzzy_strings
+        self._fuzzy_owner = fuzzy_owner
+        df: Counter[str] = Counter()
+        for doc in docs:
+            df.update(set().union(*doc.examples, doc.keywords))
+        n = len(docs)
+        self._idf = {tok: math.log(1 + n / count) for tok, count in df.items()}
+        self._unknown_idf = math.log(1 + n / 2)
+
+    # ------------------------------------------------------------------ analysis
+
+    def _correct_uncached(self, word: str) -> str:
+        if word in self._known or not word.isalpha() or len(word) < 4:
+            return word
+        limit = 1 if len(word) < 9 else 2
+        hit = process.extractOne(word, self._vocab, scorer=OSA.distance,
+                                 score_cutoff=limit)
+        return hit[0] if hit else word
+
+    def analyse(self, text: str, correct: bool = True) -> Analysis:
+        words = normalise(text).split()
+        if correct:
+            words = [self._correct(w) for w in words]
+        tokens: list[str] = []
+        i = 0
+        while i < len(words):
+            for size in range(min(_MAX_PHRASE, len(words) - i), 0, -1):
+                repl = self._phrases.get(tuple(words[i:i + size]))
+                if repl is not None:
+                    tokens.extend(repl)
+                    i += size
+                    break
+            else:
+                tokens.append(words[i])
+                i += 1
+        roles = tuple((_ROLE_TOKEN[t], i) for i, t in enumerate(tokens) if t in _ROLE_TOKEN)
+        content = tuple(t for t in tokens if not t.startswith("@") and t not in self._stop)
+        joined = " ".join(words)
+        cue = (any(joined == c or joined.startswith(c + " ") for c in _CUES)
+               or any(w in _ANAPHORA for w in words))
+        return Analysis(tuple(tokens), content, roles, OTHER in tokens, cue)
+
+    def _doc(self, label: str, oos: bool, examples: tuple[str, ...], keywords: list[str]) -> _Doc:
+        ex = tuple(frozenset(self.analyse(e, correct=False).content) for e in examples)
+        kw: set[str] = set()
+        for k in keywords:
+            kw.update(self.analyse(k, correct=False).content)
+        return _Doc(label, oos, tuple(e for e in ex if e), frozenset(kw))
+
+    @staticmethod
+    def _fuzzy_string(analysis: Analysis) -> str:
+        return " ".join("@role" if t in (DS, MLE) else t for t in analysis.tokens
+                        if t.startswith("@") or t not in ("a", "an", "the"))
+
+    # ------------------------------------------------------------------ scoring
+
+    def _weight(self, token: str) -> float:
+        return self._idf.get(token, self._unknown_idf)
+
+    def _score_window(self, analysis: Analysis) -> dict[int, float]:
+        q = set(analysis.content)
+        scores: dict[int, float] = {}
+        if not q:
+            return scores
+        wq = sum(self._weight(t) for t in q)
+        fuzzy = process.extract(self._fuzzy_string(analysis), self._fuzzy_strings,
+                                scorer=fuzz.token_sort_ratio, limit=None, score_cutoff=40)
+        best_fuzzy: dict[int, float] = {}
+        for _, score, idx in fuzzy:
+            owner = self._fuzzy_owner[idx]
+            best_fuzzy[owner] = max(best_fuzzy.get(owner, 0.0), score / 100)
+        for i, doc in enumerate(self._docs):
+            best_f1 = 0.0
+            for ex in doc.examples:
+                inter = q & ex
+                if not inter:
+                    continue
+                overlap = sum(self._weight(t) for t in inter)
+                precision = overlap / wq
+                recall = overlap / sum(self._weight(t) for t in ex)
+                best_f1 = max(best_f1, 2 * precision * recall / (precision + recall))
+            kw_hits = q & doc.keywords
+            kw = sum(self._weight(t) for t in kw_hits) / wq if kw_hits else 0.0
+            score = 0.5 * best_f1 + 0.3 * kw + 0.2 * best_fuzzy.get(i, 0.0)
+            if score > 0:
+                scores[i] = score
+        return scores
+
+    def _windows(self, text: str) -> list[str]:
+        sentences = [s for s in _SENTENCE.split(text.strip()) if s.strip()]
+        if len(sentences) < 2:
+            return [text]
+        windows = list(sentences)
+        windows += [f"{a} {b}" for a, b in zip(sentences, sentences[1:], strict=False)]
+        return windows
+
+    def match(self, text: str) -> Match:
+        whole = self.analyse(text)
+        totals: dict[int, float] = {}
+        windows = self._windows(text) if len(whole.content) > 10 else [text]
+        for window in windows:
+            analysis = whole if window is text else self.analyse(window)
+            for i, score in self._score_window(analysis).items():
+                totals[i] = max(totals.get(i, 0.0), score)
+        ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)
+        candidates = tuple(Candidate(self._docs[i].label, round(min(s, 1.0), 4),
+                                     self._docs[i].out_of_scope) for i, s in ranked[:5])
+        return self._decide(whole, candidates)
+
+    def _decide(self, analysis: Analysis, candidates: tuple[Candidate, ...]) -> Match:
+        best = candidates[0] if candidates else None
+        confidence = best.score if best else 0.0
+        if analysis.other_role and not analysis.roles:
+            return Match(None, None, confidence, candidates, analysis, "other_roles")
+        if best is None or best.score < self.settings.decline_below:
+            return Match(None, None, confidence, candidates, analysis, "low_confidence")
+        if best.out_of_scope:
+            return Match(None, None, confidence, candidates, analysis, best.id)
+        return Match(best.id, self.role_for(best.id, analysis), confidence, candidates,
+                     analysis)
+
+    # ------------------------------------------------------------------ roles
+
+    def role_for(self, topic_id: str, analysis: Analysis) -> Role:
+        allowed = self.knowledge.topics[topic_id].roles
+        role: Role = "both"
+        named = analysis.roles_named
+        if topic_id == "crossover":
+            role = self._target_role(analysis)
+        elif len(named) == 1:
+            role = next(iter(named))  # type: ignore[assignment]
+        if role not in allowed:
+            role = "both" if "both" in allowed else allowed[0]
+        return role
+
+    @staticmethod
+    def _target_role(analysis: Analysis) -> Role:
+        """For switching questions: the role moved INTO."""
+        tokens = analysis.tokens
+        sources: set[str] = set()
+        targets: set[str] = set()
+        for role, pos in analysis.roles:
+            before = [t for t in tokens[max(0, pos - 4):pos] if t not in _ARTICLES][-2:]
+            last = before[-1] if before else ""
+            if last in _FROM or " ".join(before) in _SELF_PAIRS:
+                sources.add(role)
+            elif last == "as" and pos <= 2:
+                sources.add(role)  # "as a DS, ..." opens with who the asker is
+            elif last in _INTO:
+                targets.add(role)
+        if len(targets) == 1:
+            return next(iter(targets))  # type: ignore[return-value]
+        if len(sources) == 1:
+            return _OTHER_ROLE[next(iter(sources))]
+        named = analysis.roles_named
+        if len(named) == 1:
+            # "is it hard for a data scientist to switch?": the one named is moving out
+            return _OTHER_ROLE[next(iter(named))]
+        if len(analysis.roles) >= 2:
+            # "ds to mle", "ds -> mle": the later one is the destination
+            return analysis.roles[-1][0]  # type: ignore[return-value]
+        return "both"

@@ -1,0 +1,82 @@
+"""Plain frozen values that cross the boundary between the core and the adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["data_scientist", "ml_engineer", "both"]
+ROLES: tuple[Role, ...] = ("data_scientist", "ml_engineer", "both")
+ROLE_NAMES: dict[str, str] = {
+    "data_scientist": "Data scientist",
+    "ml_engineer": "ML engineer",
+    "both": "Both roles",
+}
+
+ReplyKind = Literal["answer", "clarify", "decline", "smalltalk", "notice"]
+
+
+@dataclass(frozen=True)
+class Query:
+    """One message from a user.
+
+    `conversation` scopes follow-up context: a Slack thread or DM, a Discord
+    channel plus user, a console session. Empty means "no memory".
+    """
+
+    text: str
+    conversation: str = ""
+    user: str = ""
+    platform: str = "console"
+
+
+@dataclass(frozen=True)
+class Source:
+    id: str
+    title: str
+    by: str = ""
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    label: str
+    data_scientist: str
+    ml_engineer: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    aspect: str
+    title: str
+    rows: tuple[ComparisonRow, ...]
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A follow-up offered under an answer (a button on chat platforms).
+
+    Pressing it asks for `topic` and `role` directly: no re-matching of text.
+    """
+
+    label: str
+    topic: str
+    role: Role = "both"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What to show, never how: each renderer picks its platform's best form."""
+
+    title: str
+    text: str
+    kind: ReplyKind = "answer"
+    topic: str | None = None
+    role: Role | None = None
+    confidence: float = 0.0
+    comparison: Comparison | None = None
+    sources: tuple[Source, ...] = ()
+    suggestions: tuple[Suggestion, ...] = field(default=())
+
+    @property
+    def answered(self) -> bool:
+        return self.topic is not None

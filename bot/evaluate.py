@@ -1,0 +1,92 @@
+"""Score labelled question sets (the format of ../shared/eval/) against the engine."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.core import Engine, Query
+
+__all__ = ["EvalResult", "evaluate_files"]
+
+
+@dataclass
+class EvalResult:
+    in_scope: list[bool] = field(default_factory=list)
+    out_of_scope: list[bool] = field(default_factory=list)
+    followups: list[bool] = field(default_factory=list)
+    misses: list[dict[str, object]] = field(default_factory=list)
+
+    @staticmethod
+    def _rate(xs: list[bool]) -> str:
+        return f"{sum(xs)}/{len(xs)} = {100 * sum(xs) / len(xs):.1f}%" if xs else "n/a"
+
+    def table(self) -> str:
+        lines = []
+        if self.misses:
+            by_topic: dict[str, list[dict[str, object]]] = defaultdict(list)
+            for miss in self.misses:
+                by_topic[str(miss["expected_topic"])].append(miss)
+            lines.append("Misses by expected topic:")
+            for topic, rows in sorted(by_topic.items(), key=lambda kv: -len(kv[1])):
+                lines.append(f"  {topic} ({len(rows)})")
+                for row in rows:
+                    lines.append(f"    {row['id']}: {str(row['text'])[:70]!r} -> "
+                                 f"{row['got_topic']}/{row['got_role']} "
+                                 f"(want {row['expected_topic']}/{row['expected_role']}, "
+                                 f"conf {row['confidence']})")
+            lines.append("")
+        lines += [
+            f"in scope, topic and role right: {self._rate(self.in_scope)}",
+            f"out of scope, declined:         {self._rate(self.out_of_scope)}",
+            f"follow-up turns right:          {self._rate(self.followups)}",
+        ]
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, object]:
+        def rate(xs: list[bool]) -> float | None:
+            return sum(xs) / len(xs) if xs else None
+        return {"in_scope": rate(self.in_scope), "out_of_scope": rate(self.out_of_scope),
+                "followups": rate(self.followups), "misses": self.misses,
+                "counts": dict(Counter(str(m["expected_topic"]) for m in self.misses))}
+
+
+def _check(engine: Engine, result: EvalResult, item_id: str, text: str,
+           topic: str | None, role: str | None, conversation: str,
+           bucket: list[bool] | None) -> None:
+    reply = engine.answer(Query(text=text, conversation=conversation, platform="eval"))
+    got_topic = reply.topic if reply.kind in ("answer", "smalltalk") else None
+    got_role = reply.role if got_topic else None
+    ok = got_topic == topic and (topic is None or got_role == role)
+    if bucket is not None:
+        bucket.append(ok)
+    elif topic is None:
+        result.out_of_scope.append(ok)
+    else:
+        result.in_scope.append(ok)
+    if not ok:
+        result.misses.append({"id": item_id, "text": text, "expected_topic": topic,
+                              "expected_role": role, "got_topic": got_topic,
+                              "got_role": got_role, "confidence": reply.confidence})
+
+
+def evaluate_files(engine: Engine, paths: list[Path]) -> EvalResult:
+    result = EvalResult()
+    for path in paths:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            item_id = str(item.get("id", f"{path.name}:{n}"))
+            if "turns" in item:
+                conversation = f"eval:{path.name}:{item_id}"
+                engine.context.forget(conversation)
+                for i, turn in enumerate(item["turns"]):
+                    _check(engine, result, f"{item_id}#{i}", turn["text"], turn.get("topic"),
+                           turn.get("role"), conversation, result.followups if i else None)
+            else:
+                _check(engine, result, item_id, item["text"], item.get("topic"),
+                       item.get("role"), "", None)
+    return result

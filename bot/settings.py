@@ -1,0 +1,128 @@
+"""One typed settings object, read from the environment (and an optional .env) in main()."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+__all__ = ["MatchSettings", "Settings", "read_dotenv"]
+
+
+@dataclass(frozen=True)
+class MatchSettings:
+    """Thresholds of the matcher. Confidence is in [0, 1]."""
+
+    #: below this the bot declines rather than risk a confident wrong answer
+    decline_below: float = 0.34
+    #: two topics closer than this, with the best under `sure_above`, get "did you mean"
+    clarify_margin: float = 0.03
+    sure_above: float = 0.5
+    #: follow-up context is forgotten after this many seconds
+    context_ttl: float = 15 * 60
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"setting {name} must be a number, got {raw!r}") from None
+
+
+def _ids(env: Mapping[str, str], name: str) -> frozenset[str]:
+    return frozenset(x.strip() for x in env.get(name, "").split(",") if x.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    knowledge_dir: Path | None = None
+    match: MatchSettings = field(default_factory=MatchSettings)
+    max_message_chars: int = 2000
+    rate_limit_per_minute: int = 12
+    # Slack
+    slack_bot_token: str = field(default="", repr=False)
+    slack_app_token: str = field(default="", repr=False)
+    slack_signing_secret: str = field(default="", repr=False)
+    slack_api_url: str = "https://slack.com/api/"
+    slack_command: str = "/careerbot"
+    slack_admin_ids: frozenset[str] = frozenset()
+    slack_workspace_admins_are_admins: bool = False
+    # Discord
+    discord_token: str = field(default="", repr=False)
+    discord_api_url: str = ""
+    discord_gateway_url: str = ""
+    discord_admin_ids: frozenset[str] = frozenset()
+    discord_shard_count: int = 1
+    log_json: bool = False
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_bot_token)
+
+    @property
+    def discord_enabled(self) -> bool:
+        return bool(self.discord_token)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, dotenv: Path | None = None
+                 ) -> Settings:
+        merged: dict[str, str] = {}
+        if dotenv is not None:
+            merged.update(read_dotenv(dotenv))
+        merged.update(os.environ if env is None else env)
+        match = MatchSettings(
+            decline_below=_float(merged, "CAREERBOT_DECLINE_BELOW", MatchSettings.decline_below),
+            clarify_margin=_float(merged, "CAREERBOT_CLARIFY_MARGIN",
+                                  MatchSettings.clarify_margin),
+            sure_above=_float(merged, "CAREERBOT_SURE_ABOVE", MatchSettings.sure_above),
+            context_ttl=_float(merged, "CAREERBOT_CONTEXT_TTL", MatchSettings.context_ttl),
+        )
+        kdir = merged.get("CAREERBOT_KNOWLEDGE_DIR")
+        return cls(
+            knowledge_dir=Path(kdir) if kdir else None,
+            match=match,
+            max_message_chars=int(_float(merged, "CAREERBOT_MAX_MESSAGE_CHARS", 2000)),
+            rate_limit_per_minute=int(_float(merged, "CAREERBOT_RATE_LIMIT_PER_MINUTE", 12)),
+            slack_bot_token=merged.get("SLACK_BOT_TOKEN", ""),
+            slack_app_token=merged.get("SLACK_APP_TOKEN", ""),
+            slack_signing_secret=merged.get("SLACK_SIGNING_SECRET", ""),
+            slack_api_url=merged.get("SLACK_API_URL") or "https://slack.com/api/",
+            slack_command=merged.get("CAREERBOT_SLACK_COMMAND") or "/careerbot",
+            slack_admin_ids=_ids(merged, "CAREERBOT_SLACK_ADMINS"),
+            slack_workspace_admins_are_admins=merged.get(
+                "CAREERBOT_SLACK_WORKSPACE_ADMINS", "").lower() in {"1", "true", "yes"},
+            discord_token=merged.get("DISCORD_TOKEN", ""),
+            discord_api_url=merged.get("DISCORD_API_URL", ""),
+            discord_gateway_url=merged.get("DISCORD_GATEWAY_URL", ""),
+            discord_admin_ids=_ids(merged, "CAREERBOT_DISCORD_ADMINS"),
+            discord_shard_count=int(_float(merged, "DISCORD_SHARD_COUNT", 1)),
+            log_json=merged.get("CAREERBOT_LOG_JSON", "").lower() in {"1", "true", "yes"},
+        )
+
+    def __repr__(self) -> str:  # never show secrets, even by accident
+        shown = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr
+        )
+        return f"Settings({shown})"
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; # comments and blank lines ignored; quotes stripped."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values

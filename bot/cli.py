@@ -120,6 +120,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                  port=args.port)
 
 
+def cmd_discord_sync(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.adapters.discord.client import sync_commands_cli
+
+    return sync_commands_cli(settings, guild_id=args.guild)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="careerbot", description="Data scientist or ML engineer? Career answers in chat.")
@@ -147,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("platform", choices=["slack", "discord", "all"])
     p.add_argument("--port", type=int, default=None, help="Slack HTTP mode port")
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("discord", help="Discord housekeeping")
+    dsub = p.add_subparsers(dest="discord_command", required=True)
+    d = dsub.add_parser("sync-commands", help="register the slash commands with Discord")
+    d.add_argument("--guild", type=int, default=None,
+                   help="register to one server (instant) instead of globally")
+    d.set_defaults(func=cmd_discord_sync)
     return parser
 
 

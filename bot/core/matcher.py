@@ -39,6 +39,12 @@ DS, MLE, OTHER = "@ds", "@mle", "@other"
 _ROLE_TOKEN = {DS: "data_scientist", MLE: "ml_engineer"}
 _OTHER_ROLE: dict[str, Role] = {"data_scientist": "ml_engineer", "ml_engineer": "data_scientist"}
 _MAX_PHRASE = 5
+_ROLE_TERM = {DS: "@role", MLE: "@role"}
+# Scoring: nearest example (weighted token F1), votes of the words, string similarity.
+_W_EXAMPLE, _W_VOTE, _W_FUZZY = 0.45, 0.35, 0.20
+_STOP_WEIGHT = 0.2      # a stopword still counts, a fifth as much as a content word
+_PAIR_WEIGHT = 0.3      # a pair of stopwords ("from @role" is not one) counts this much
+_KEYWORD_COUNT = 3      # a keyword votes like this many examples
 _SENTENCE = re.compile(r"(?<=[.!?;\n])\s+|\n+")
 # Words that mark a message as continuing the previous one.
 _CUES = ("and", "what about", "how about", "same for", "same", "also", "for", "ok and",
@@ -57,6 +63,7 @@ def normalise(text: str) -> str:
     """Lowercase, NFKC, no apostrophes, punctuation to spaces (keeps c++ and c#)."""
     text = unicodedata.normalize("NFKC", text).lower()
     text = re.sub(r"[\u2019\u2018`']", "", text)
+    text = re.sub(r"[$€£]+", " dollars ", text)
     text = re.sub(r"[^a-z0-9+#@]+", " ", text)
     return " ".join(text.split())
 
@@ -65,6 +72,7 @@ def normalise(text: str) -> str:
 class Analysis:
     tokens: tuple[str, ...]          # canonical tokens, roles as @ds / @mle / @other
     content: tuple[str, ...]         # tokens that carry a topic (no stopwords, no roles)
+    terms: tuple[str, ...]           # what scoring sees: every token, our roles as @role
     roles: tuple[tuple[str, int], ...]  # (data_scientist | ml_engineer, token position)
     other_role: bool
     cue: bool                        # reads like a continuation ("and their tools?")
@@ -101,6 +109,8 @@ class _Doc:
     out_of_scope: bool
     examples: tuple[frozenset[str], ...]
     keywords: frozenset[str]
+    #: mostly questions about roles we do not cover: no rival when a question names ours
+    about_other_roles: bool = False
 
 
 class Matcher:
@@ -133,41 +143,51 @@ class Matcher:
             texts += list(group.examples)
         for text in texts:
             words.update(normalise(text).split())
-        self._vocab = sorted(w for w in words if w.isalpha() and len(w) > 2)
+        # typos are corrected only into words that carry meaning here
+        self._targets = sorted(w for w in words
+                               if w.isalpha() and len(w) > 3 and w not in vocab.stopwords)
         self._known = frozenset(words)
         self._correct = lru_cache(maxsize=8192)(self._correct_uncached)
 
-        docs: list[_Doc] = []
-        fuzzy_strings: list[str] = []
-        fuzzy_owner: list[int] = []
-        for topic in knowledge.topics.values():
-            docs.append(self._doc(topic.id, False, topic.examples,
-                                  [*topic.keywords, topic.title]))
-        for group in knowledge.out_of_scope:
-            docs.append(self._doc(group.id, True, group.examples, []))
-        for i, doc in enumerate(docs):
-            source = (knowledge.topics[doc.label].examples if not doc.out_of_scope
-                      else next(g.examples for g in knowledge.out_of_scope if g.id == doc.label))
-            for example in source:
-                fuzzy_strings.append(self._fuzzy_string(self.analyse(example, correct=False)))
-                fuzzy_owner.append(i)
+        docs = [self._doc(t.id, False, t.examples, [*t.keywords, t.title])
+                for t in knowledge.topics.values()]
+        docs += [self._doc(g.id, True, g.examples, []) for g in knowledge.out_of_scope]
         self._docs = tuple(docs)
-        self._fuzzy_strings = fuzzy_strings
-        self._fuzzy_owner = fuzzy_owner
+        self._fuzzy_strings: list[str] = []
+        self._fuzzy_owner: list[int] = []
+        examples_of = {t.id: t.examples for t in knowledge.topics.values()}
+        examples_of.update({g.id: g.examples for g in knowledge.out_of_scope})
+        for i, doc in enumerate(docs):
+            for example in examples_of[doc.label]:
+                self._fuzzy_strings.append(self._fuzzy_string(self.analyse(example, False)))
+                self._fuzzy_owner.append(i)
+        # How rare a term is across topics (idf), and how strongly it points at each one.
         df: Counter[str] = Counter()
+        counts: list[Counter[str]] = []
         for doc in docs:
             df.update(set().union(*doc.examples, doc.keywords))
+            c: Counter[str] = Counter()
+            for ex in doc.examples:
+                c.update(ex)
+            c.update({t: _KEYWORD_COUNT for t in doc.keywords})
+            counts.append(c)
         n = len(docs)
-        self._idf = {tok: math.log(1 + n / count) for tok, count in df.items()}
+        self._idf = {t: math.log(1 + n / k) * self._discount(t) for t, k in df.items()}
         self._unknown_idf = math.log(1 + n / 2)
+        totals: Counter[str] = Counter()
+        for c in counts:
+            totals.update(c)
+        self._points: dict[str, list[tuple[int, float]]] = {
+            t: [(i, c[t] / totals[t]) for i, c in enumerate(counts) if c[t]] for t in totals
+        }
 
     # ------------------------------------------------------------------ analysis
 
     def _correct_uncached(self, word: str) -> str:
-        if word in self._known or not word.isalpha() or len(word) < 4:
+        if word in self._known or not word.isalpha() or len(word) < 5:
             return word
         limit = 1 if len(word) < 9 else 2
-        hit = process.extractOne(word, self._vocab, scorer=OSA.distance,
+        hit = process.extractOne(word, self._targets, scorer=OSA.distance,
                                  score_cutoff=limit)
         return hit[0] if hit else word
 
@@ -189,17 +209,24 @@ class Matcher:
                 i += 1
         roles = tuple((_ROLE_TOKEN[t], i) for i, t in enumerate(tokens) if t in _ROLE_TOKEN)
         content = tuple(t for t in tokens if not t.startswith("@") and t not in self._stop)
+        unigrams = [_ROLE_TERM.get(t, t) for t in tokens if t not in _ARTICLES]
+        # adjacent pairs keep a little word order: "from @role", "go for", "per year"
+        terms = tuple(unigrams + [f"{a}_{b}" for a, b in zip(unigrams, unigrams[1:],
+                                                              strict=False)])
         joined = " ".join(words)
         cue = (any(joined == c or joined.startswith(c + " ") for c in _CUES)
                or any(w in _ANAPHORA for w in words))
-        return Analysis(tuple(tokens), content, roles, OTHER in tokens, cue)
+        return Analysis(tuple(tokens), content, terms, roles, OTHER in tokens, cue)
 
     def _doc(self, label: str, oos: bool, examples: tuple[str, ...], keywords: list[str]) -> _Doc:
-        ex = tuple(frozenset(self.analyse(e, correct=False).content) for e in examples)
+        ex = tuple(frozenset(self.analyse(e, correct=False).terms) for e in examples)
         kw: set[str] = set()
         for k in keywords:
-            kw.update(self.analyse(k, correct=False).content)
-        return _Doc(label, oos, tuple(e for e in ex if e), frozenset(kw))
+            analysed = self.analyse(k, correct=False)
+            kw.update(analysed.content)
+            kw.update(t for t in analysed.terms if "_" in t)
+        about_other = sum(OTHER in e for e in ex) > len(ex) / 2
+        return _Doc(label, oos, tuple(e for e in ex if e), frozenset(kw), about_other)
 
     @staticmethod
     def _fuzzy_string(analysis: Analysis) -> str:
@@ -208,24 +235,42 @@ class Matcher:
 
     # ------------------------------------------------------------------ scoring
 
-    def _weight(self, token: str) -> float:
-        return self._idf.get(token, self._unknown_idf)
+    def _discount(self, term: str) -> float:
+        if "_" in term:
+            a, _, b = term.partition("_")
+            return _PAIR_WEIGHT if a in self._stop and b in self._stop else 1.0
+        return _STOP_WEIGHT if term in self._stop or term == "@role" else 1.0
+
+    def _weight(self, term: str) -> float:
+        weight = self._idf.get(term)
+        if weight is None:
+            # unseen: a word is evidence of another subject; an unseen pair is no evidence
+            weight = 0.0 if "_" in term else self._unknown_idf * self._discount(term)
+        return weight
 
     def _score_window(self, analysis: Analysis) -> dict[int, float]:
-        q = set(analysis.content)
         scores: dict[int, float] = {}
-        if not q:
+        if not analysis.content:
             return scores
+        q = {t for t in analysis.terms if self._weight(t) > 0}
         wq = sum(self._weight(t) for t in q)
+        votes: dict[int, float] = {}
+        for term in q:
+            w = self._weight(term)
+            for i, share in self._points.get(term, ()):
+                votes[i] = votes.get(i, 0.0) + w * share
         fuzzy = process.extract(self._fuzzy_string(analysis), self._fuzzy_strings,
                                 scorer=fuzz.token_sort_ratio, limit=None, score_cutoff=40)
         best_fuzzy: dict[int, float] = {}
         for _, score, idx in fuzzy:
             owner = self._fuzzy_owner[idx]
             best_fuzzy[owner] = max(best_fuzzy.get(owner, 0.0), score / 100)
-        for i, doc in enumerate(self._docs):
+        ours_only = bool(analysis.roles) and not analysis.other_role
+        for i in votes:
+            if ours_only and self._docs[i].about_other_roles:
+                continue
             best_f1 = 0.0
-            for ex in doc.examples:
+            for ex in self._docs[i].examples:
                 inter = q & ex
                 if not inter:
                     continue
@@ -233,11 +278,8 @@ class Matcher:
                 precision = overlap / wq
                 recall = overlap / sum(self._weight(t) for t in ex)
                 best_f1 = max(best_f1, 2 * precision * recall / (precision + recall))
-            kw_hits = q & doc.keywords
-            kw = sum(self._weight(t) for t in kw_hits) / wq if kw_hits else 0.0
-            score = 0.5 * best_f1 + 0.3 * kw + 0.2 * best_fuzzy.get(i, 0.0)
-            if score > 0:
-                scores[i] = score
+            scores[i] = (_W_EXAMPLE * best_f1 + _W_VOTE * votes[i] / wq
+                         + _W_FUZZY * best_fuzzy.get(i, 0.0))
         return scores
 
     def _windows(self, text: str) -> list[str]:

@@ -15,7 +15,7 @@ class MatchSettings:
     """Thresholds of the matcher. Confidence is in [0, 1]."""
 
     #: below this the bot declines rather than risk a confident wrong answer
-    decline_below: float = 0.34
+    decline_below: float = 0.28
     #: two topics closer than this, with the best under `sure_above`, get "did you mean"
     clarify_margin: float = 0.03
     sure_above: float = 0.5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rapidfuzz import fuzz, process
@@ -20,8 +20,8 @@ __all__ = ["Engine", "ReloadReport"]
 log = logging.getLogger(__name__)
 
 _POPULAR = ("overview", "salary", "which_to_choose", "crossover", "skills")
-# A follow-up names a role but no new subject: "what about data scientists?"
-_BARE_FOLLOWUP_MAX_CONTENT = 2
+# A message this short (in topic words) leans on the conversation so far: "pay?"
+_SHORT = 2
 
 
 @dataclass(frozen=True)
@@ -137,24 +137,18 @@ class Engine:
     def _continue(self, state: _State, match: Match, previous: Turn) -> Match:
         """Apply follow-up context: a new role on the old topic, or the old role on a new topic."""
         a = match.analysis
-        standalone = bool(a.roles) and match.topic is not None and not a.cue
-        if standalone:
+        if a.roles and not a.content:
+            # "what about data scientists?": the previous subject, for the role just named
+            role = state.matcher.role_for(previous.topic, a)
+            return replace(match, topic=previous.topic, role=role, decline_reason=None,
+                           confidence=max(match.confidence, self.settings.sure_above))
+        if match.topic is None or a.roles or not (a.cue or len(a.content) <= _SHORT):
             return match
-        bare = len(a.content) <= _BARE_FOLLOWUP_MAX_CONTENT
-        if a.roles and (match.topic is None or bare and a.cue) and match.decline_reason in (
-                None, "low_confidence"):
-            if match.topic is None or match.topic == previous.topic or bare:
-                topic = previous.topic
-                role = state.matcher.role_for(topic, a)
-                return Match(topic, role, max(match.confidence, 0.75), match.candidates, a)
-        if match.topic is not None and not a.roles and (a.cue or bare):
-            allowed = state.knowledge.topics[match.topic].roles
-            role: Role = previous.role if previous.role in allowed else (
-                "both" if "both" in allowed else allowed[0])
-            if match.topic == "crossover" or state.knowledge.topics[match.topic].smalltalk:
-                return match
-            return Match(match.topic, role, match.confidence, match.candidates, a)
-        return match
+        topic = state.knowledge.topics[match.topic]
+        if topic.smalltalk or previous.role not in topic.roles:
+            return match
+        # "and their tools?", "pay?": a new subject, still about the same role
+        return replace(match, role=previous.role)
 
     def _ambiguous(self, state: _State, match: Match) -> bool:
         in_scope = [c for c in match.candidates if not c.out_of_scope]

@@ -45,6 +45,7 @@ _W_EXAMPLE, _W_VOTE, _W_FUZZY = 0.45, 0.35, 0.20
 _STOP_WEIGHT = 0.2      # a stopword still counts, a fifth as much as a content word
 _PAIR_WEIGHT = 0.3      # a pair of stopwords ("from @role" is not one) counts this much
 _KEYWORD_COUNT = 3      # a keyword votes like this many examples
+_UNKNOWN_DF = 3         # a word no topic uses weighs as if three topics used it
 _SENTENCE = re.compile(r"(?<=[.!?;\n])\s+|\n+")
 # Words that mark a message as continuing the previous one.
 _CUES = ("and", "what about", "how about", "same for", "same", "also", "for", "ok and",
@@ -173,7 +174,7 @@ class Matcher:
             counts.append(c)
         n = len(docs)
         self._idf = {t: math.log(1 + n / k) * self._discount(t) for t, k in df.items()}
-        self._unknown_idf = math.log(1 + n / 2)
+        self._unknown_idf = math.log(1 + n / _UNKNOWN_DF)
         totals: Counter[str] = Counter()
         for c in counts:
             totals.update(c)
@@ -207,6 +208,7 @@ class Matcher:
             else:
                 tokens.append(words[i])
                 i += 1
+        tokens = [self._stem(t) for t in tokens]
         roles = tuple((_ROLE_TOKEN[t], i) for i, t in enumerate(tokens) if t in _ROLE_TOKEN)
         content = tuple(t for t in tokens if not t.startswith("@") and t not in self._stop)
         unigrams = [_ROLE_TERM.get(t, t) for t in tokens if t not in _ARTICLES]
@@ -217,6 +219,16 @@ class Matcher:
         cue = (any(joined == c or joined.startswith(c + " ") for c in _CUES)
                or any(w in _ANAPHORA for w in words))
         return Analysis(tuple(tokens), content, terms, roles, OTHER in tokens, cue)
+
+    def _stem(self, token: str) -> str:
+        """Plural to singular, so "certifications" meets "certification"."""
+        if len(token) < 5 or token in self._stop or token.startswith("@"):
+            return token
+        if token.endswith("ies"):
+            return token[:-3] + "y"
+        if token.endswith("s") and not token.endswith(("ss", "us", "is")):
+            return token[:-1]
+        return token
 
     def _doc(self, label: str, oos: bool, examples: tuple[str, ...], keywords: list[str]) -> _Doc:
         ex = tuple(frozenset(self.analyse(e, correct=False).terms) for e in examples)
@@ -238,8 +250,11 @@ class Matcher:
     def _discount(self, term: str) -> float:
         if "_" in term:
             a, _, b = term.partition("_")
-            return _PAIR_WEIGHT if a in self._stop and b in self._stop else 1.0
-        return _STOP_WEIGHT if term in self._stop or term == "@role" else 1.0
+            return _PAIR_WEIGHT if self._is_stop(a) and self._is_stop(b) else 1.0
+        return _STOP_WEIGHT if self._is_stop(term) else 1.0
+
+    def _is_stop(self, term: str) -> bool:
+        return term in self._stop or term == "@role"
 
     def _weight(self, term: str) -> float:
         weight = self._idf.get(term)
@@ -250,9 +265,9 @@ class Matcher:
 
     def _score_window(self, analysis: Analysis) -> dict[int, float]:
         scores: dict[int, float] = {}
-        if not analysis.content:
-            return scores
         q = {t for t in analysis.terms if self._weight(t) > 0}
+        if not q:
+            return scores
         wq = sum(self._weight(t) for t in q)
         votes: dict[int, float] = {}
         for term in q:
@@ -283,9 +298,13 @@ class Matcher:
         return scores
 
     def _windows(self, text: str) -> list[str]:
+        """The parts of a long message to score: its questions, else every sentence."""
         sentences = [s for s in _SENTENCE.split(text.strip()) if s.strip()]
         if len(sentences) < 2:
             return [text]
+        questions = [s for s in sentences if s.rstrip().endswith("?")]
+        if questions:
+            return questions
         windows = list(sentences)
         windows += [f"{a} {b}" for a, b in zip(sentences, sentences[1:], strict=False)]
         return windows

@@ -1,0 +1,74 @@
+"""The command line: the batch contract the evaluation uses, validate, ask, chat."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import SHARED
+
+
+def careerbot(*args: str, stdin: str = "", cwd: Path | None = None):
+    return subprocess.run([sys.executable, "-m", "bot", *args], input=stdin,
+                          capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
+def test_jsonl_batch_contract_with_sessions_and_bad_lines():
+    lines = [
+        json.dumps({"text": "what do data scientists earn?", "session": "s1"}),
+        "this is not json",
+        json.dumps({"text": "how about for MLEs", "session": "s1"}),
+        json.dumps({"nope": 1}),
+        json.dumps({"text": "how about for MLEs"}),
+        json.dumps({"text": "what is the capital of Peru?", "session": 7}),
+    ]
+    out = careerbot("ask", "--jsonl", stdin="\n".join(lines) + "\n")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 6
+    assert rows[0]["topic"] == "salary" and rows[0]["role"] == "data_scientist"
+    assert "error" in rows[1] and "line 2" in rows[1]["error"]
+    assert (rows[2]["topic"], rows[2]["role"]) == ("salary", "ml_engineer")
+    assert "error" in rows[3]
+    assert rows[4]["topic"] != "salary"  # no session, no memory
+    assert rows[5]["topic"] is None and rows[5]["role"] is None
+    for row in (rows[0], rows[2], rows[5]):
+        assert set(row) == {"topic", "role", "confidence", "answer", "sources", "suggestions"}
+        assert 0 <= row["confidence"] <= 1
+    assert rows[0]["sources"]
+
+
+def test_validate_reports_every_problem_and_exits_1(knowledge_copy):
+    ok = careerbot("validate", str(knowledge_copy))
+    assert ok.returncode == 0 and ok.stdout.startswith("ok")
+    (knowledge_copy / "topics" / "salary.yaml").write_text("id: salary\n")
+    bad = careerbot("validate", str(knowledge_copy))
+    assert bad.returncode == 1
+    assert "topics/salary.yaml: answers" in bad.stderr
+    assert "topics/salary.yaml: title: is missing" in bad.stderr
+
+
+def test_ask_prints_an_answer_for_a_person():
+    out = careerbot("ask", "typical MLE compensation")
+    assert out.returncode == 0
+    assert "$140k" in out.stdout and "Sources:" in out.stdout
+
+
+def test_eval_prints_the_three_figures():
+    out = careerbot("eval", *map(str, sorted((SHARED / "eval").glob("*.jsonl"))))
+    assert out.returncode == 0, out.stderr
+    assert "in scope" in out.stdout and "out of scope" in out.stdout
+    assert "follow-up turns" in out.stdout
+
+
+def test_console_chat_speaks_the_platform_commands():
+    script = "/compare salary\n/topics\nwhat do ds earn?\n1\n/reload\n/nonsense\n"
+    out = careerbot("chat", stdin=script)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "Data scientist" in text and "ML engineer" in text and "$120k" in text
+    assert "What you can ask me" in text
+    assert "Reloaded" in text
+    assert "Unknown command /nonsense" in text

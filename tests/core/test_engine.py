@@ -1,0 +1,128 @@
+"""Engine behaviour: follow-ups, comparisons, reload, hostile input, the core's boundary."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+from bot.core import Engine, Query
+from bot.core.context import ContextStore
+
+
+def ask(engine, text, conversation="c1"):
+    reply = engine.answer(Query(text=text, conversation=conversation))
+    return reply.topic if reply.kind in ("answer", "smalltalk") else None, reply.role
+
+
+def test_follow_up_changes_the_role_and_keeps_the_topic(engine):
+    assert ask(engine, "what do data scientists earn?") == ("salary", "data_scientist")
+    assert ask(engine, "how about for MLEs") == ("salary", "ml_engineer")
+
+
+def test_follow_up_changes_the_topic_and_keeps_the_role(engine):
+    assert ask(engine, "what does an ML engineer do all week?") == ("day_to_day", "ml_engineer")
+    assert ask(engine, "and their tooling?") == ("tools", "ml_engineer")
+    assert ask(engine, "pay?") == ("salary", "ml_engineer")
+
+
+def test_a_question_that_stands_on_its_own_inherits_nothing(engine):
+    assert ask(engine, "what do data scientists earn?") == ("salary", "data_scientist")
+    assert ask(engine, "what tools do ML engineers use?") == ("tools", "ml_engineer")
+    assert ask(engine, "which one should I pick, ds or mle?") == ("which_to_choose", "both")
+
+
+def test_conversations_do_not_share_context(engine):
+    ask(engine, "what do data scientists earn?", "a")
+    assert ask(engine, "how about for MLEs", "b")[0] != "salary"
+
+
+def test_context_expires(knowledge):
+    now = [0.0]
+    engine = Engine(knowledge, context=ContextStore(ttl=60, clock=lambda: now[0]))
+    ask(engine, "what do data scientists earn?")
+    now[0] = 61
+    assert ask(engine, "how about for MLEs")[0] != "salary"
+
+
+def test_replies_cite_their_articles_and_offer_follow_ups(engine):
+    reply = engine.answer(Query(text="what do data scientists earn?"))
+    assert reply.sources and all(s.title for s in reply.sources)
+    assert 1 <= len(reply.suggestions) <= 3
+    follow = engine.topic_reply(reply.suggestions[0].topic, reply.suggestions[0].role)
+    assert follow.topic == reply.suggestions[0].topic
+
+
+def test_compare_gives_rows_for_both_roles_and_a_picker_when_unknown(engine):
+    reply = engine.compare("pay")
+    assert reply.topic == "salary" and reply.comparison and reply.comparison.rows
+    unknown = engine.compare("vacation days")
+    assert unknown.kind == "clarify" and unknown.comparison is None
+    assert "salary" in unknown.text and "skills" in unknown.text
+    assert engine.compare("skils").kind in ("answer", "clarify")
+    assert "skills" in engine.suggest_aspects("skils")
+
+
+def test_empty_and_hostile_messages_get_a_polite_reply(engine):
+    for text in ("", "   ", "\x00\x01", "<!channel> <!here> @everyone", "💥" * 10_000):
+        reply = engine.answer(Query(text=text))
+        assert reply.title and reply.text
+        assert "@everyone" not in reply.text and "<!channel>" not in reply.text
+
+
+def test_reload_reports_what_changed(engine, knowledge_copy):
+    path = knowledge_copy / "topics" / "salary.yaml"
+    path.write_text(path.read_text().replace("Salary and compensation", "Pay and perks"))
+    report = engine.reload(knowledge_copy)
+    assert report.ok and report.changed == ("salary",)
+    assert "salary" in report.summary()
+    assert engine.answer(Query(text="ds salary?")).title.startswith("Pay and perks")
+
+
+def test_a_broken_reload_keeps_the_old_knowledge_serving(engine, knowledge_copy):
+    before = engine.version
+    (knowledge_copy / "topics" / "salary.yaml").write_text("id: [\n")
+    (knowledge_copy / "topics" / "tools.yaml").write_text("id: tools\n")
+    report = engine.reload(knowledge_copy)
+    assert not report.ok and engine.version == before
+    assert {p.file for p in report.problems} >= {"topics/salary.yaml", "topics/tools.yaml"}
+    assert "still serving" in report.summary()
+    assert engine.answer(Query(text="ds salary?")).topic == "salary"
+
+
+def test_reload_is_atomic_under_concurrent_answers(engine, knowledge_copy):
+    """Answers keep flowing during reloads; each sees a whole knowledge base."""
+    path = knowledge_copy / "topics" / "salary.yaml"
+    path.write_text(path.read_text().replace("Salary and compensation", "Pay and perks"))
+    errors: list[BaseException] = []
+    titles: set[str] = set()
+    stop = threading.Event()
+
+    def answer_loop() -> None:
+        try:
+            for _ in range(400):
+                if stop.is_set():
+                    break
+                titles.add(engine.answer(Query(text="ds salary?")).title.split(":")[0])
+        except BaseException as exc:  # noqa: BLE001 - the test reports any failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=answer_loop) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for i in range(6):
+        assert engine.reload(knowledge_copy if i % 2 == 0 else None).ok
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors
+    assert titles <= {"Salary and compensation", "Pay and perks"}
+
+
+def test_the_core_never_imports_a_platform_sdk():
+    code = ("import sys, bot.core, bot.cli; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in "
+            "('slack_bolt', 'slack_sdk', 'discord', 'aiohttp')]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

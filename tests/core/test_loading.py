@@ -1,0 +1,81 @@
+"""Broken knowledge is reported whole: every problem, with file and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.core import KnowledgeError, load_knowledge
+
+
+def edit(path: Path, change) -> None:
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+def problems_of(directory: Path) -> list[tuple[str, str, str]]:
+    with pytest.raises(KnowledgeError) as info:
+        load_knowledge(directory)
+    return [(p.file, p.field, p.why) for p in info.value.problems]
+
+
+def has(problems, file: str, field: str, why: str) -> bool:
+    return any(f == file and fld == field and why in w for f, fld, w in problems)
+
+
+def test_the_shipped_knowledge_loads(knowledge):
+    assert len(knowledge.topics) >= 30
+    assert len(knowledge.version) == 12
+
+
+def test_invalid_yaml_names_the_file_and_line(knowledge_copy):
+    (knowledge_copy / "topics" / "salary.yaml").write_text("id: salary\nanswers: [unclosed\n")
+    problems = problems_of(knowledge_copy)
+    assert any(f == "topics/salary.yaml" and "line" in why for f, _, why in problems)
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "why"),
+    [
+        (lambda d: d.pop("title"), "title", "is missing"),
+        (lambda d: d.update(id="pay"), "id", "must match the file name"),
+        (lambda d: d["answers"].update(data_scientist=""), "answers.data_scientist",
+         "non-empty"),
+        (lambda d: d["answers"].update(analyst="x"), "answers.analyst", "unknown role"),
+        (lambda d: d.update(sources=["nature"]), "sources[0]", "unknown source"),
+        (lambda d: d.update(follow_ups=["interviews"]), "follow_ups[0]", "unknown topic"),
+        (lambda d: d.update(examples=["pay?"]), "examples", "at least 8"),
+        (lambda d: d["comparison"]["rows"][0].pop("ml_engineer"),
+         "comparison.rows[0].ml_engineer", "is missing"),
+        (lambda d: d.update(embed={"color": 1}), "embed", "platform-specific"),
+        (lambda d: d.update(colour="red"), "colour", "unknown field"),
+    ],
+)
+def test_each_kind_of_error_names_file_and_field(knowledge_copy, change, field, why):
+    edit(knowledge_copy / "topics" / "salary.yaml", change)
+    assert has(problems_of(knowledge_copy), "topics/salary.yaml", field, why)
+
+
+def test_an_example_under_two_topics_is_flagged(knowledge_copy):
+    shared = "what do these people actually do all week long"
+    edit(knowledge_copy / "topics" / "salary.yaml", lambda d: d["examples"].append(shared))
+    edit(knowledge_copy / "topics" / "tools.yaml", lambda d: d["examples"].append(shared))
+    problems = problems_of(knowledge_copy)
+    assert any("also an example of topic" in why for _, _, why in problems)
+
+
+def test_every_problem_is_listed_at_once(knowledge_copy):
+    edit(knowledge_copy / "topics" / "salary.yaml", lambda d: d.pop("title"))
+    edit(knowledge_copy / "topics" / "tools.yaml", lambda d: d.update(sources=["nope"]))
+    (knowledge_copy / "synonyms.yaml").write_text("roles: 3\n")
+    problems = problems_of(knowledge_copy)
+    files = {f for f, _, _ in problems}
+    assert {"topics/salary.yaml", "topics/tools.yaml", "synonyms.yaml"} <= files
+
+
+def test_missing_directory_is_a_clear_error(tmp_path):
+    problems = problems_of(tmp_path / "nowhere")
+    assert problems[0][2] == "does not exist"

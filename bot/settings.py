@@ -21,6 +21,8 @@ class MatchSettings:
     sure_above: float = 0.5
     #: follow-up context is forgotten after this many seconds
     context_ttl: float = 15 * 60
+    #: longer messages are not matched; the asker is asked to shorten them
+    max_message_chars: int = 2000
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -41,7 +43,6 @@ def _ids(env: Mapping[str, str], name: str) -> frozenset[str]:
 class Settings:
     knowledge_dir: Path | None = None
     match: MatchSettings = field(default_factory=MatchSettings)
-    max_message_chars: int = 2000
     rate_limit_per_minute: int = 12
     # Slack
     slack_bot_token: str = field(default="", repr=False)
@@ -58,6 +59,10 @@ class Settings:
     discord_admin_ids: frozenset[str] = frozenset()
     discord_shard_count: int = 1
     log_json: bool = False
+
+    @property
+    def max_message_chars(self) -> int:
+        return self.match.max_message_chars
 
     @property
     def slack_enabled(self) -> bool:
@@ -80,12 +85,13 @@ class Settings:
                                   MatchSettings.clarify_margin),
             sure_above=_float(merged, "CAREERBOT_SURE_ABOVE", MatchSettings.sure_above),
             context_ttl=_float(merged, "CAREERBOT_CONTEXT_TTL", MatchSettings.context_ttl),
+            max_message_chars=int(_float(merged, "CAREERBOT_MAX_MESSAGE_CHARS",
+                                         MatchSettings.max_message_chars)),
         )
         kdir = merged.get("CAREERBOT_KNOWLEDGE_DIR")
         return cls(
             knowledge_dir=Path(kdir) if kdir else None,
             match=match,
-            max_message_chars=int(_float(merged, "CAREERBOT_MAX_MESSAGE_CHARS", 2000)),
             rate_limit_per_minute=int(_float(merged, "CAREERBOT_RATE_LIMIT_PER_MINUTE", 12)),
             slack_bot_token=merged.get("SLACK_BOT_TOKEN", ""),
             slack_app_token=merged.get("SLACK_APP_TOKEN", ""),

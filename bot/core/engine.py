@@ -119,6 +119,8 @@ class Engine:
         text = query.text.strip()
         if not text:
             return self.help()
+        if len(text) > self.settings.max_message_chars:
+            return self._too_long(state)
         match = state.matcher.match(text)
         previous = self.context.get(query.conversation)
         if previous is not None and previous.topic in state.knowledge.topics:
@@ -208,6 +210,16 @@ class Engine:
             text=text,
             kind="decline",
             confidence=round(match.confidence, 3),
+            suggestions=self._suggestions(state, list(_POPULAR[:3])),
+        )
+
+    def _too_long(self, state: _State) -> Reply:
+        return Reply(
+            title="That's a long message",
+            text=(f"Could you ask your question in a sentence or two (under "
+                  f"{self.settings.max_message_chars} characters)? I answer questions about "
+                  "data scientists vs ML engineers."),
+            kind="decline",
             suggestions=self._suggestions(state, list(_POPULAR[:3])),
         )
 

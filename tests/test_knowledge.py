@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import SHARED
 
 LABELS = yaml.safe_load((SHARED / "topics.yaml").read_text())["topics"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from rapidfuzz import fuzz, process
 
 from bot.core.context import ContextStore, Turn
-from bot.core.knowledge import Knowledge, KnowledgeError, Problem, Topic, load_knowledge
+from bot.core.knowledge import Knowledge, KnowledgeError, Problem, load_knowledge
 from bot.core.matcher import Match, Matcher
 from bot.core.models import ROLE_NAMES, Query, Reply, Role, Suggestion
 from bot.settings import MatchSettings

@@ -40,11 +40,13 @@ _ROLE_TOKEN = {DS: "data_scientist", MLE: "ml_engineer"}
 _OTHER_ROLE: dict[str, Role] = {"data_scientist": "ml_engineer", "ml_engineer": "data_scientist"}
 _MAX_PHRASE = 5
 _ROLE_TERM = {DS: "@role", MLE: "@role"}
+_MOVE = "@move"
 # Scoring: nearest example (weighted token F1), votes of the words, string similarity.
 _W_EXAMPLE, _W_VOTE, _W_FUZZY = 0.45, 0.35, 0.20
 _STOP_WEIGHT = 0.2      # a stopword still counts, a fifth as much as a content word
 _PAIR_WEIGHT = 0.3      # a pair of stopwords ("from @role" is not one) counts this much
 _KEYWORD_COUNT = 3      # a keyword votes like this many examples
+_COMMON = 3             # a word is a typo of one a slip away and this many times as common
 _UNKNOWN_DF = 3         # a word no topic uses weighs as if three topics used it
 _SENTENCE = re.compile(r"(?<=[.!?;\n])\s+|\n+")
 # Words that mark a message as continuing the previous one.
@@ -67,6 +69,23 @@ def normalise(text: str) -> str:
     text = re.sub(r"[$€£]+", " dollars ", text)
     text = re.sub(r"[^a-z0-9+#@]+", " ", text)
     return " ".join(text.split())
+
+
+def _direction(tokens: list[str] | tuple[str, ...], roles: tuple[tuple[str, int], ...]
+               ) -> tuple[bool, set[str], set[str]]:
+    """Which named roles are moved out of (sources) and into (targets)."""
+    sources: set[str] = set()
+    targets: set[str] = set()
+    for role, pos in roles:
+        before = [t for t in tokens[max(0, pos - 4):pos] if t not in _ARTICLES][-2:]
+        last = before[-1] if before else ""
+        if last in _FROM or " ".join(before) in _SELF_PAIRS:
+            sources.add(role)
+        elif last == "as" and pos <= 2:
+            sources.add(role)  # "as a DS, ..." opens with who the asker is
+        elif last in _INTO:
+            targets.add(role)
+    return bool(sources or targets), sources, targets
 
 
 @dataclass(frozen=True)
@@ -133,20 +152,34 @@ class Matcher:
             for variant in variants:
                 self._phrases.setdefault(tuple(variant.split()), tuple(canon.split()))
 
-        words: set[str] = set(vocab.stopwords)
+        # Words of the vocabulary files are right by definition; words of the examples
+        # are right unless one is rare and a slip away from a common one (examples
+        # spell like people type: "enginers" there must not shield "enginers" here).
+        curated: set[str] = set(vocab.stopwords)
         for phrase, repl in self._phrases.items():
-            words.update(phrase)
-            words.update(t for t in repl if not t.startswith("@"))
-        texts: list[str] = []
+            curated.update(phrase)
+            curated.update(t for t in repl if not t.startswith("@"))
+        seen: Counter[str] = Counter()
         for topic in knowledge.topics.values():
-            texts += [*topic.examples, *topic.keywords, topic.title]
+            for text in (*topic.examples, *topic.keywords, topic.title):
+                seen.update(normalise(text).split())
         for group in knowledge.out_of_scope:
-            texts += list(group.examples)
-        for text in texts:
-            words.update(normalise(text).split())
-        # typos are corrected only into words that carry meaning here
-        self._targets = sorted(w for w in words
-                               if w.isalpha() and len(w) > 3 and w not in vocab.stopwords)
+            for text in group.examples:
+                seen.update(normalise(text).split())
+        common = sorted(w for w in set(seen) | curated
+                        if w in curated or seen[w] >= _COMMON)
+        words = set(curated)
+        for word, count in seen.items():
+            if word in curated:
+                continue
+            near = (process.extract(word, common, scorer=OSA.distance, score_cutoff=1,
+                                    limit=4) if word.isalpha() and len(word) >= 5 else [])
+            if not any(v != word and (v in curated or seen[v] >= _COMMON * count)
+                       for v, _, _ in near):
+                words.add(word)
+        # typos are corrected into words that carry meaning here, or long function words
+        self._targets = sorted(w for w in words if w.isalpha() and len(w) > 3
+                               and (w not in vocab.stopwords or len(w) >= 6))
         self._known = frozenset(words)
         self._correct = lru_cache(maxsize=8192)(self._correct_uncached)
 
@@ -154,13 +187,19 @@ class Matcher:
                 for t in knowledge.topics.values()]
         docs += [self._doc(g.id, True, g.examples, []) for g in knowledge.out_of_scope]
         self._docs = tuple(docs)
+        # what a topic is known by: its keywords, and content words its examples repeat
+        self._anchors: dict[str, frozenset[str]] = {}
+        for doc in docs:
+            seen: Counter[str] = Counter(t for ex in doc.examples for t in ex
+                                         if "_" not in t and not self._is_stop(t))
+            self._anchors[doc.label] = doc.keywords | {t for t, k in seen.items() if k >= 2}
         self._fuzzy_strings: list[str] = []
         self._fuzzy_owner: list[int] = []
         examples_of = {t.id: t.examples for t in knowledge.topics.values()}
         examples_of.update({g.id: g.examples for g in knowledge.out_of_scope})
         for i, doc in enumerate(docs):
             for example in examples_of[doc.label]:
-                self._fuzzy_strings.append(self._fuzzy_string(self.analyse(example, False)))
+                self._fuzzy_strings.append(self._fuzzy_string(self.analyse(example)))
                 self._fuzzy_owner.append(i)
         # How rare a term is across topics (idf), and how strongly it points at each one.
         df: Counter[str] = Counter()
@@ -212,6 +251,8 @@ class Matcher:
         roles = tuple((_ROLE_TOKEN[t], i) for i, t in enumerate(tokens) if t in _ROLE_TOKEN)
         content = tuple(t for t in tokens if not t.startswith("@") and t not in self._stop)
         unigrams = [_ROLE_TERM.get(t, t) for t in tokens if t not in _ARTICLES]
+        if len({r for r, _ in roles}) == 2 and _direction(tokens, roles)[0]:
+            unigrams.append(_MOVE)  # "from one of our roles into the other"
         # adjacent pairs keep a little word order: "from @role", "go for", "per year"
         terms = tuple(unigrams + [f"{a}_{b}" for a, b in zip(unigrams, unigrams[1:],
                                                               strict=False)])
@@ -231,7 +272,7 @@ class Matcher:
         return token
 
     def _doc(self, label: str, oos: bool, examples: tuple[str, ...], keywords: list[str]) -> _Doc:
-        ex = tuple(frozenset(self.analyse(e, correct=False).terms) for e in examples)
+        ex = tuple(frozenset(self.analyse(e).terms) for e in examples)
         kw: set[str] = set()
         for k in keywords:
             analysed = self.analyse(k, correct=False)
@@ -331,8 +372,15 @@ class Matcher:
             return Match(None, None, confidence, candidates, analysis, "low_confidence")
         if best.out_of_scope:
             return Match(None, None, confidence, candidates, analysis, best.id)
+        if not (analysis.roles or self._anchored(analysis, best.id)):
+            # neither one of our roles nor a word this topic is known by: a near-miss
+            return Match(None, None, confidence, candidates, analysis, "low_confidence")
         return Match(best.id, self.role_for(best.id, analysis), confidence, candidates,
                      analysis)
+
+    def _anchored(self, analysis: Analysis, topic_id: str) -> bool:
+        anchors = self._anchors[topic_id]
+        return any(t in anchors for t in analysis.terms)
 
     # ------------------------------------------------------------------ roles
 
@@ -351,18 +399,7 @@ class Matcher:
     @staticmethod
     def _target_role(analysis: Analysis) -> Role:
         """For switching questions: the role moved INTO."""
-        tokens = analysis.tokens
-        sources: set[str] = set()
-        targets: set[str] = set()
-        for role, pos in analysis.roles:
-            before = [t for t in tokens[max(0, pos - 4):pos] if t not in _ARTICLES][-2:]
-            last = before[-1] if before else ""
-            if last in _FROM or " ".join(before) in _SELF_PAIRS:
-                sources.add(role)
-            elif last == "as" and pos <= 2:
-                sources.add(role)  # "as a DS, ..." opens with who the asker is
-            elif last in _INTO:
-                targets.add(role)
+        _, sources, targets = _direction(analysis.tokens, analysis.roles)
         if len(targets) == 1:
             return next(iter(targets))  # type: ignore[return-value]
         if len(sources) == 1:

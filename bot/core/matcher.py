@@ -263,11 +263,11 @@ class Matcher:
 
     def _stem(self, token: str) -> str:
         """Plural to singular, so "certifications" meets "certification"."""
-        if len(token) < 5 or token in self._stop or token.startswith("@"):
+        if len(token) < 4 or token in self._stop or token.startswith("@"):
             return token
-        if token.endswith("ies"):
+        if token.endswith("ies") and len(token) > 4:
             return token[:-3] + "y"
-        if token.endswith("s") and not token.endswith(("ss", "us", "is")):
+        if token.endswith("s") and not token.endswith(("ss", "us", "is", "as", "os")):
             return token[:-1]
         return token
 

@@ -68,14 +68,13 @@ def test_declines_what_the_articles_do_not_answer(engine, text):
     assert reply.suggestions, "a decline offers questions it can answer"
 
 
-def test_a_question_buried_in_a_story_is_found(engine):
-    story = (
-        "So I've been working in marketing for about five years, mostly spreadsheets and "
-        "campaign reports. Last year I did an online course in Python and loved it. My "
-        "manager says I'm good with numbers. Anyway, my real question: what do data "
-        "scientists actually get paid?"
-    )
-    assert label(engine, story) == ("salary", "data_scientist")
+def test_questions_buried_in_personal_stories_are_found(engine):
+    """The independent set's long messages: a few sentences of context, then the question."""
+    rows = [json.loads(line) for line in (DATA / "questions.jsonl").read_text().splitlines()]
+    long = [r for r in rows if r["kind"] == "long"]
+    right = sum(label(engine, r["text"]) == (r["topic"], r["role"]) for r in long)
+    assert len(long) >= 10
+    assert right / len(long) >= 0.75
 
 
 def test_confidence_is_a_probability_like_number(engine):

@@ -17,6 +17,9 @@ from bot.core.models import Comparison, Reply
 __all__ = [
     "FEEDBACK",
     "FOLLOWUP",
+    "MAX_BLOCKS",
+    "MAX_FALLBACK",
+    "MAX_SECTION",
     "PICK_ASPECT",
     "SHARE",
     "SlackMessage",
@@ -58,11 +61,17 @@ def escape(text: str) -> str:
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _COMMAND = re.compile(r"`/(compare|topics|help|reload)\b")
 _PARTIAL_ENTITY = re.compile(r"&[a-z]*$")
+# a single newline inside a paragraph, unless a list item or quote follows it
+_SOFT_BREAK = re.compile(r"(?<!\n)[ \t]*\n(?![ \t]*(?:\n|[•>*-][ \t]|\d+[.)][ \t]))[ \t]*")
 
 
 def mrkdwn(markdown: str, command: str = "/careerbot") -> str:
-    """The core's markdown as Slack mrkdwn, with commands spelled the Slack way."""
-    text = _BOLD.sub(r"*\1*", escape(markdown))
+    """The core's markdown as Slack mrkdwn, with commands spelled the Slack way.
+
+    Paragraphs are unwrapped: Slack keeps every newline, so hard-wrapped source
+    text would show as ragged short lines.
+    """
+    text = _BOLD.sub(r"*\1*", _SOFT_BREAK.sub(" ", escape(markdown).strip()))
     return _COMMAND.sub(lambda m: f"`{command} {m.group(1)}", text)
 
 
@@ -159,7 +168,7 @@ def render(reply: Reply, *, command: str = "/careerbot", share: str | None = Non
     room = MAX_BLOCKS - len(header) - len(footer)
     if len(body) > room:
         body = body[: room - 1] + [_section("_…and more than fits in one Slack message._")]
-    fallback = mrkdwn(f"{reply.title}\n{reply.text}", command)
+    fallback = mrkdwn(f"{reply.title}\n\n{reply.text}", command)
     return {"text": _cut(fallback, MAX_FALLBACK), "blocks": header + body + footer}
 
 

@@ -1,0 +1,1 @@
+"""Adapter tests: each drives a real platform client against its local fake."""

@@ -310,8 +310,7 @@ class Engine:
             text=intro + "\n" + ", ".join(self.aspects()),
             kind="clarify",
             suggestions=tuple(
-                Suggestion(label=f"Compare {g}", topic=state.knowledge.comparison_for(g).id,
-                           role="both")  # type: ignore[union-attr]
-                for g in guesses
+                Suggestion(label=f"Compare {g}", topic=topic.id)
+                for g in guesses if (topic := state.knowledge.comparison_for(g)) is not None
             ),
         )

@@ -36,8 +36,8 @@ from bot.settings import MatchSettings
 __all__ = ["Analysis", "Candidate", "Match", "Matcher", "normalise"]
 
 DS, MLE, OTHER = "@ds", "@mle", "@other"
-_ROLE_TOKEN = {DS: "data_scientist", MLE: "ml_engineer"}
-_OTHER_ROLE: dict[str, Role] = {"data_scientist": "ml_engineer", "ml_engineer": "data_scientist"}
+_ROLE_TOKEN: dict[str, Role] = {DS: "data_scientist", MLE: "ml_engineer"}
+_OTHER_ROLE: dict[Role, Role] = {"data_scientist": "ml_engineer", "ml_engineer": "data_scientist"}
 _MAX_PHRASE = 5
 _ROLE_TERM = {DS: "@role", MLE: "@role"}
 _MOVE = "@move"
@@ -71,11 +71,11 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def _direction(tokens: list[str] | tuple[str, ...], roles: tuple[tuple[str, int], ...]
-               ) -> tuple[bool, set[str], set[str]]:
+def _direction(tokens: list[str] | tuple[str, ...], roles: tuple[tuple[Role, int], ...]
+               ) -> tuple[bool, set[Role], set[Role]]:
     """Which named roles are moved out of (sources) and into (targets)."""
-    sources: set[str] = set()
-    targets: set[str] = set()
+    sources: set[Role] = set()
+    targets: set[Role] = set()
     for role, pos in roles:
         before = [t for t in tokens[max(0, pos - 4):pos] if t not in _ARTICLES][-2:]
         last = before[-1] if before else ""
@@ -93,12 +93,12 @@ class Analysis:
     tokens: tuple[str, ...]          # canonical tokens, roles as @ds / @mle / @other
     content: tuple[str, ...]         # tokens that carry a topic (no stopwords, no roles)
     terms: tuple[str, ...]           # what scoring sees: every token, our roles as @role
-    roles: tuple[tuple[str, int], ...]  # (data_scientist | ml_engineer, token position)
+    roles: tuple[tuple[Role, int], ...]  # (data_scientist | ml_engineer, token position)
     other_role: bool
     cue: bool                        # reads like a continuation ("and their tools?")
 
     @property
-    def roles_named(self) -> frozenset[str]:
+    def roles_named(self) -> frozenset[Role]:
         return frozenset(r for r, _ in self.roles)
 
 
@@ -190,9 +190,9 @@ class Matcher:
         # what a topic is known by: its keywords, and content words its examples repeat
         self._anchors: dict[str, frozenset[str]] = {}
         for doc in docs:
-            seen: Counter[str] = Counter(t for ex in doc.examples for t in ex
-                                         if "_" not in t and not self._is_stop(t))
-            self._anchors[doc.label] = doc.keywords | {t for t, k in seen.items() if k >= 2}
+            repeated = Counter(t for ex in doc.examples for t in ex
+                               if "_" not in t and not self._is_stop(t))
+            self._anchors[doc.label] = doc.keywords | {t for t, k in repeated.items() if k >= 2}
         self._fuzzy_strings: list[str] = []
         self._fuzzy_owner: list[int] = []
         examples_of = {t.id: t.examples for t in knowledge.topics.values()}
@@ -391,7 +391,7 @@ class Matcher:
         if topic_id == "crossover":
             role = self._target_role(analysis)
         elif len(named) == 1:
-            role = next(iter(named))  # type: ignore[assignment]
+            role = next(iter(named))
         if role not in allowed:
             role = "both" if "both" in allowed else allowed[0]
         return role
@@ -401,7 +401,7 @@ class Matcher:
         """For switching questions: the role moved INTO."""
         _, sources, targets = _direction(analysis.tokens, analysis.roles)
         if len(targets) == 1:
-            return next(iter(targets))  # type: ignore[return-value]
+            return next(iter(targets))
         if len(sources) == 1:
             return _OTHER_ROLE[next(iter(sources))]
         named = analysis.roles_named
@@ -410,5 +410,5 @@ class Matcher:
             return _OTHER_ROLE[next(iter(named))]
         if len(analysis.roles) >= 2:
             # "ds to mle", "ds -> mle": the later one is the destination
-            return analysis.roles[-1][0]  # type: ignore[return-value]
+            return analysis.roles[-1][0]
         return "both"

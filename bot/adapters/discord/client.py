@@ -1,0 +1,327 @@
+"""discord.py wiring: slash commands, mentions and DMs, and buttons around `Engine.answer`.
+
+Every interaction is answered (or, for /reload, deferred) at once: the engine
+answers in milliseconds. Everything sent goes through `render`, which keeps
+within Discord's limits and sets `NO_MENTIONS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import sys
+from typing import Any, TypeAlias
+
+import discord
+import yarl
+from discord import app_commands
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+from bot.adapters.discord.render import (
+    NO_MENTIONS,
+    FollowUpButton,
+    Page,
+    VoteButton,
+    render,
+    render_text,
+)
+from bot.adapters.errors import ConfigurationError
+from bot.core import Engine, Query, Reply
+from bot.core.models import Role
+from bot.core.ratelimit import RateLimiter
+from bot.settings import Settings
+
+__all__ = [
+    "CareerBot",
+    "create_client",
+    "run_discord",
+    "sync_commands",
+    "sync_commands_cli",
+    "use_endpoints",
+]
+
+log = logging.getLogger(__name__)
+
+DISCORD_API_URL = "https://discord.com/api/v10"
+DISCORD_GATEWAY_URL = "wss://gateway.discord.gg/"
+_MENTION = re.compile(r"<@[!&]?\d+>")
+_NO_TOKEN = ("DISCORD_TOKEN is not set: copy the bot token from the Discord developer portal "
+             "(your application > Bot > Reset Token) into the environment or .env.")
+_BAD_TOKEN = ("Discord rejected DISCORD_TOKEN (401 Unauthorized): reset the bot token in the "
+              "Discord developer portal (your application > Bot) and set the new one.")
+
+
+def use_endpoints(settings: Settings) -> None:
+    """Point discord.py at the configured REST base and gateway, Discord's by default.
+
+    discord.py reads both from class attributes, so this holds for the whole process.
+    """
+    Route.BASE = settings.discord_api_url.rstrip("/") or DISCORD_API_URL
+    DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(
+        settings.discord_gateway_url or DISCORD_GATEWAY_URL)
+
+
+def _intents() -> discord.Intents:
+    """No privileged intent: Discord sends the content of mentions and DMs regardless."""
+    intents = discord.Intents.none()
+    intents.guilds = True  # caches servers, channels and roles (for the admin role check)
+    intents.guild_messages = True
+    intents.dm_messages = True
+    return intents
+
+
+def _conversation(channel_id: int | None, user_id: int) -> str:
+    """Follow-up context is kept per channel (or DM) and user."""
+    return f"discord:{channel_id}:{user_id}"
+
+
+class CareerBot(discord.Client):
+    """Holds the engine and translates Discord events to queries and replies to messages."""
+
+    def __init__(self, engine: Engine, settings: Settings, **options: Any):
+        super().__init__(intents=_intents(), allowed_mentions=NO_MENTIONS, **options)
+        self.engine = engine
+        self.settings = settings
+        self.cooldown = RateLimiter(settings.rate_limit_per_minute)
+        self.tree = app_commands.CommandTree(self)
+        _add_commands(self.tree)
+        self.tree.error(self._on_command_error)
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(FollowUpButton, VoteButton)
+
+    # ------------------------------------------------------------------ mentions and DMs
+
+    async def on_message(self, message: discord.Message) -> None:
+        me = self.user
+        if me is None or message.author.bot:  # other bots, webhooks and ourselves
+            return
+        if not isinstance(message.channel, discord.DMChannel) and me not in message.mentions:
+            return
+        text = _MENTION.sub(" ", message.content).strip()  # an empty mention gets the help
+        notice = self.cooling_down(message.author)
+        if notice is not None:
+            pages = render_text(notice)
+        else:
+            reply = self.engine.answer(Query(
+                text, _conversation(message.channel.id, message.author.id),
+                user=str(message.author.id), platform="discord"))
+            pages = render(reply)
+        first, *rest = pages
+        try:
+            await message.channel.send(reference=message.to_reference(fail_if_not_exists=False),
+                                       **first.kwargs())
+            for page in rest:
+                await message.channel.send(**page.kwargs())
+        except discord.Forbidden:
+            log.warning("no permission to reply in channel %s", message.channel.id)
+
+    # ------------------------------------------------------------------ interactions
+
+    def cooling_down(self, user: discord.abc.User) -> str | None:
+        """A friendly notice if `user` asks faster than the per-minute limit, else None.
+
+        (Too-long questions are the engine's to answer: it asks for a shorter one.)
+        """
+        key = str(user.id)
+        if self.cooldown.allow(key):
+            return None
+        wait = max(1, math.ceil(self.cooldown.retry_after(key)))
+        return f"You're asking faster than I can answer: please try again in {wait}s."
+
+    async def refused(self, interaction: discord.Interaction) -> bool:
+        """Answer with an ephemeral notice while `interaction.user` cools down."""
+        notice = self.cooling_down(interaction.user)
+        if notice is not None:
+            await _respond(interaction, render_text(notice), ephemeral=True)
+        return notice is not None
+
+    def query(self, interaction: discord.Interaction, text: str) -> Query:
+        return Query(text, _conversation(interaction.channel_id, interaction.user.id),
+                     user=str(interaction.user.id), platform="discord")
+
+    def remember(self, interaction: discord.Interaction, reply: Reply) -> None:
+        """Answers not from `Engine.answer` (compare, buttons) still set follow-up context."""
+        if reply.kind == "answer" and reply.topic is not None:
+            conversation = _conversation(interaction.channel_id, interaction.user.id)
+            self.engine.context.remember(conversation, reply.topic, reply.role or "both")
+
+    def is_admin(self, user: discord.User | discord.Member) -> bool:
+        """Listed in CAREERBOT_DISCORD_ADMINS by user id or by one of the member's roles."""
+        ids = {user.id, *(role.id for role in getattr(user, "roles", ()))}
+        return any(str(i) in self.settings.discord_admin_ids for i in ids)
+
+    async def answer_follow_up(self, interaction: discord.Interaction, topic: str,
+                               role: Role) -> None:
+        if await self.refused(interaction):
+            return
+        if topic not in self.engine.knowledge.topics:  # removed by a reload since
+            await _respond(interaction, render_text(
+                "That suggestion is out of date: please ask me again."), ephemeral=True)
+            return
+        reply = self.engine.topic_reply(topic, role)
+        self.remember(interaction, reply)
+        ephemeral = interaction.message is not None and interaction.message.flags.ephemeral
+        await _respond(interaction, render(reply), ephemeral=ephemeral)
+
+    async def record_vote(self, interaction: discord.Interaction, topic: str, role: Role,
+                          helpful: bool) -> None:
+        log.info("vote %s: topic=%s role=%s user=%s channel=%s",
+                 "helpful" if helpful else "not helpful", topic, role, interaction.user.id,
+                 interaction.channel_id)
+        await _respond(interaction, render_text("Thanks for the feedback!"), ephemeral=True)
+
+    async def _on_command_error(self, interaction: discord.Interaction,
+                                error: app_commands.AppCommandError) -> None:
+        name = interaction.command.name if interaction.command else "?"
+        log.error("/%s failed", name, exc_info=error)
+        if not interaction.response.is_done():
+            await _respond(interaction, render_text("Sorry, something went wrong on my side."),
+                           ephemeral=True)
+
+
+class ShardedCareerBot(CareerBot, discord.AutoShardedClient):
+    """The same bot over several gateway connections (DISCORD_SHARD_COUNT > 1)."""
+
+
+def create_client(engine: Engine, settings: Settings) -> CareerBot:
+    if settings.discord_shard_count > 1:
+        return ShardedCareerBot(engine, settings, shard_count=settings.discord_shard_count)
+    return CareerBot(engine, settings)
+
+
+async def _respond(interaction: discord.Interaction, pages: list[Page], *,
+                   ephemeral: bool = False) -> None:
+    """The first page answers the interaction (unless deferred); the rest follow up."""
+    for page in pages:
+        if interaction.response.is_done():
+            await interaction.followup.send(ephemeral=ephemeral, **page.kwargs())
+        else:
+            await interaction.response.send_message(ephemeral=ephemeral, **page.kwargs())
+
+
+# ---------------------------------------------------------------------- slash commands
+
+Interaction: TypeAlias = discord.Interaction[CareerBot]
+
+
+@app_commands.command(description="Ask about data scientists and ML engineers")
+@app_commands.describe(question="Your question, in plain words")
+async def ask(interaction: Interaction, question: str) -> None:
+    bot = interaction.client
+    if await bot.refused(interaction):
+        return
+    await _respond(interaction, render(bot.engine.answer(bot.query(interaction, question))))
+
+
+@app_commands.command(description="Data scientist vs ML engineer, side by side")
+@app_commands.describe(aspect="What to compare, e.g. salary, skills or tools")
+async def compare(interaction: Interaction, aspect: str) -> None:
+    bot = interaction.client
+    if await bot.refused(interaction):
+        return
+    reply = bot.engine.compare(aspect)
+    bot.remember(interaction, reply)
+    await _respond(interaction, render(reply))
+
+
+@compare.autocomplete("aspect")
+async def _aspect_choices(interaction: Interaction,
+                          current: str) -> list[app_commands.Choice[str]]:
+    aspects = interaction.client.engine.suggest_aspects(current[:100], limit=25)
+    return [app_commands.Choice(name=a, value=a) for a in aspects]
+
+
+@app_commands.command(description="Everything careerbot can answer")
+async def topics(interaction: Interaction) -> None:
+    await _respond(interaction, render(interaction.client.engine.topics()), ephemeral=True)
+
+
+@app_commands.command(name="help", description="How to use careerbot")
+async def help_(interaction: Interaction) -> None:
+    await _respond(interaction, render(interaction.client.engine.help()), ephemeral=True)
+
+
+@app_commands.command(description="Reload the knowledge base (careerbot admins)")
+@app_commands.default_permissions(manage_guild=True)
+@app_commands.guild_only()
+async def reload(interaction: Interaction) -> None:
+    bot = interaction.client
+    who = (f"user {interaction.user.id} in guild {interaction.guild_id} "
+           f"channel {interaction.channel_id}")
+    if not bot.is_admin(interaction.user):
+        log.warning("reload refused: %s is not a careerbot admin", who)
+        await _respond(interaction, render_text(
+            "Only careerbot admins can reload the knowledge base "
+            "(their user or role ids are listed in CAREERBOT_DISCORD_ADMINS)."), ephemeral=True)
+        return
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    report = bot.engine.reload()
+    log.log(logging.INFO if report.ok else logging.WARNING, "reload by %s: %s", who,
+            report.summary())
+    await _respond(interaction, render_text(report.summary()), ephemeral=True)
+
+
+def _add_commands(tree: app_commands.CommandTree[Any]) -> None:
+    commands: tuple[app_commands.Command[Any, ..., None], ...] = (
+        ask, compare, topics, help_, reload)
+    for command in commands:
+        tree.add_command(command)
+
+
+# ---------------------------------------------------------------------- entry points
+
+
+def _check_token(settings: Settings) -> None:
+    if not settings.discord_token.strip():
+        raise ConfigurationError(_NO_TOKEN)
+
+
+async def run_discord(engine: Engine, settings: Settings) -> None:
+    """Serve Discord until cancelled; a missing or rejected token raises ConfigurationError."""
+    _check_token(settings)
+    use_endpoints(settings)
+    async with create_client(engine, settings) as client:
+        try:
+            await client.start(settings.discord_token)
+        except discord.LoginFailure:
+            raise ConfigurationError(_BAD_TOKEN) from None
+
+
+async def sync_commands(settings: Settings,
+                        guild_id: int | None = None) -> list[app_commands.AppCommand]:
+    """Register the slash commands globally, or to one server (instantly, for testing)."""
+    _check_token(settings)
+    use_endpoints(settings)
+    async with discord.Client(intents=_intents()) as client:
+        tree = app_commands.CommandTree(client)
+        _add_commands(tree)
+        try:
+            await client.login(settings.discord_token)
+        except discord.LoginFailure:
+            raise ConfigurationError(_BAD_TOKEN) from None
+        guild = discord.Object(guild_id) if guild_id else None
+        if guild is not None:
+            tree.copy_global_to(guild=guild)
+        return await tree.sync(guild=guild)
+
+
+def sync_commands_cli(settings: Settings, guild_id: int | None = None) -> int:
+    """`careerbot discord sync-commands [--guild ID]`: a deliberate step, not on every start."""
+    try:
+        synced = asyncio.run(sync_commands(settings, guild_id))
+    except ConfigurationError as exc:
+        print(f"careerbot: {exc}", file=sys.stderr)
+        return 2
+    except discord.HTTPException as exc:  # e.g. 403: not in that server, or no commands scope
+        print(f"careerbot: Discord refused the commands ({exc.status}): {exc.text}",
+              file=sys.stderr)
+        return 1
+    names = ", ".join(f"/{c.name}" for c in synced)
+    where = (f"to server {guild_id} (available now)" if guild_id else
+             "globally (Discord can take up to an hour to show them everywhere)")
+    print(f"Registered {len(synced)} commands {where}: {names}")
+    return 0

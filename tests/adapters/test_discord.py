@@ -1,0 +1,513 @@
+"""The Discord adapter end to end: the real discord.py client against a local Discord.
+
+`run_discord` logs in over REST, connects to the fake's gateway (zlib-stream),
+receives the interactions and messages a test dispatches, and answers over
+REST; every assertion is on what the local Discord recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+with warnings.catch_warnings():
+    # discord.py imports the stdlib's deprecated `audioop` (for voice, which we don't use)
+    warnings.filterwarnings("ignore", "'audioop' is deprecated", DeprecationWarning)
+    from bot.adapters.discord import run_discord, sync_commands
+    from bot.adapters.discord.render import (
+        DESCRIPTION_CHARS,
+        EMBED_CHARS,
+        EMBEDS_PER_MESSAGE,
+        FIELD_VALUE_CHARS,
+        FIELDS_PER_EMBED,
+        render,
+        render_text,
+        split_text,
+    )
+from bot.adapters.errors import ConfigurationError
+from bot.core import Comparison, ComparisonRow, Engine, Reply
+from bot.core.models import Suggestion
+from bot.settings import Settings
+from tests.fakes.discord import EPHEMERAL, FakeDiscord, Request
+
+TOKEN = "MTA.fake-bot-token.for-tests-only"
+WAIT = 5.0
+D = FakeDiscord
+ADMINS = frozenset({str(D.ADMIN_ID), str(D.ADMIN_ROLE_ID)})
+
+
+# ---------------------------------------------------------------------- harness
+
+
+@pytest.fixture
+async def discord() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord(TOKEN) as fake:
+        yield fake
+
+
+def settings_for(fake: FakeDiscord, **changes: Any) -> Settings:
+    return Settings(discord_token=TOKEN, discord_api_url=fake.api_url,
+                    discord_gateway_url=fake.gateway_url, discord_admin_ids=ADMINS, **changes)
+
+
+@asynccontextmanager
+async def serving(engine: Engine, settings: Settings, fake: FakeDiscord,
+                  shards: int = 1, timeout: float = WAIT) -> AsyncIterator[None]:
+    """`run_discord` as `careerbot serve discord` runs it, stopped by cancellation."""
+    task = asyncio.create_task(run_discord(engine, settings))
+    try:
+        try:
+            await fake.wait_ready(shards, timeout)
+        except TimeoutError:
+            if task.done():
+                task.result()  # why the client stopped
+            raise
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, WAIT)
+
+
+@pytest.fixture
+async def bot(discord: FakeDiscord, engine: Engine) -> AsyncIterator[FakeDiscord]:
+    """A connected bot with the shipped knowledge; yields the local Discord to drive it."""
+    async with serving(engine, settings_for(discord), discord):
+        yield discord
+
+
+def data(request: Request) -> dict[str, Any]:
+    """The message an interaction callback carried."""
+    return request.body["data"]
+
+
+def buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for row in message.get("components", []) for c in row["components"]]
+
+
+def assert_nothing_pings(fake: FakeDiscord) -> None:
+    """Every message the bot sent, whatever it echoed, disallows all mentions."""
+    sent = [r.body.get("data", r.body) for r in fake.requests if r.message is not None]
+    sent = [body for body in sent if "content" in body or "embeds" in body]
+    assert sent
+    for body in sent:
+        assert body["allowed_mentions"]["parse"] == []
+        assert not body["allowed_mentions"].get("replied_user")
+        assert "users" not in body["allowed_mentions"]
+        assert "roles" not in body["allowed_mentions"]
+
+
+# ---------------------------------------------------------------------- slash commands
+
+
+async def test_ask_answers_with_an_embed_sources_and_buttons(bot: FakeDiscord):
+    callback = await bot.interact(bot.slash("ask", question="what do MLEs earn?"))
+
+    assert callback.body["type"] == 4  # a message, within Discord's 3 seconds
+    message = data(callback)
+    assert not message.get("flags", 0) & EPHEMERAL
+    [embed] = message["embeds"]
+    assert embed["title"] == "Salary and compensation: ML engineer"
+    assert embed["description"]
+    assert embed["footer"]["text"].startswith("Sources: ")
+    assert len(message["components"]) == 2  # a row of follow-ups, a row of votes
+    ids = [b["custom_id"] for b in buttons(message)]
+    assert ids[:3] == ["careerbot:ask:career_path:ml_engineer",
+                       "careerbot:ask:which_to_choose:both", "careerbot:ask:job_outlook:both"]
+    assert ids[3:] == ["careerbot:vote:up:salary:ml_engineer",
+                       "careerbot:vote:down:salary:ml_engineer"]
+    assert_nothing_pings(bot)
+
+
+async def test_too_long_question_gets_a_polite_reply(bot: FakeDiscord):
+    callback = await bot.interact(bot.slash("ask", question="why " * 600))
+    assert data(callback)["embeds"][0]["title"] == "That's a long message"
+
+
+async def test_compare_autocompletes_aspects_and_answers_side_by_side(bot: FakeDiscord):
+    typed = await bot.interact(bot.autocomplete("compare", "aspect", "sal"))
+    assert typed.body["type"] == 8
+    choices = typed.body["data"]["choices"]
+    assert choices[0] == {"name": "salary", "value": "salary"}
+
+    everything = await bot.interact(bot.autocomplete("compare", "aspect", ""))
+    assert 1 < len(everything.body["data"]["choices"]) <= 25
+
+    callback = await bot.interact(bot.slash("compare", aspect="salary"))
+    [embed] = data(callback)["embeds"]
+    assert embed["title"] == "Data scientist vs ML engineer: Salary and compensation"
+    fields = embed["fields"]
+    assert len(fields) % 3 == 0 and len(fields) <= 25
+    first_row = fields[:3]
+    assert first_row[0]["name"].endswith(": Data scientist")
+    assert first_row[1]["name"].endswith(": ML engineer")
+    assert first_row[2]["name"] == first_row[2]["value"] == "\u200b"  # ends the row
+    assert all(f["inline"] for f in fields)
+
+
+async def test_compare_unknown_aspect_offers_buttons(bot: FakeDiscord):
+    callback = await bot.interact(bot.slash("compare", aspect="payy"))
+    message = data(callback)
+    assert "salary" in message["embeds"][0]["description"]
+    assert any(b["custom_id"] == "careerbot:ask:salary:both" for b in buttons(message))
+
+
+async def test_topics_and_help_are_ephemeral(bot: FakeDiscord):
+    topics = data(await bot.interact(bot.slash("topics")))
+    assert topics["flags"] & EPHEMERAL
+    assert topics["embeds"][0]["title"] == "What you can ask me"
+    assert "Salary and compensation" in topics["embeds"][0]["description"]
+
+    help_ = data(await bot.interact(bot.slash("help")))
+    assert help_["flags"] & EPHEMERAL
+    assert help_["embeds"][0]["title"] == "How to use careerbot"
+
+
+# ---------------------------------------------------------------------- mentions and DMs
+
+
+async def test_mention_is_answered_as_a_reply_with_follow_up_context(bot: FakeDiscord):
+    first = await bot.post_message(bot.message("what do data scientists earn?"))
+    assert first.path == f"/channels/{D.CHANNEL_ID}/messages"
+    assert first.body["embeds"][0]["title"] == "Salary and compensation: Data scientist"
+    assert first.body["message_reference"]["fail_if_not_exists"] is False
+
+    follow_up = await bot.post_message(bot.message("what about MLEs?"))
+    assert follow_up.body["embeds"][0]["title"] == "Salary and compensation: ML engineer"
+
+    # context is per channel and user: someone else's "what about" has none
+    other = await bot.post_message(bot.message("what about MLEs?", author_id=D.ADMIN_ID))
+    assert other.body["embeds"][0]["title"] != "Salary and compensation: ML engineer"
+    assert_nothing_pings(bot)
+
+
+async def test_dm_is_answered_and_empty_mention_gets_help(bot: FakeDiscord):
+    dm = await bot.post_message(bot.message("how much do ml engineers earn", dm=True))
+    assert dm.path == f"/channels/{D.DM_CHANNEL_ID}/messages"
+    assert dm.body["embeds"][0]["title"] == "Salary and compensation: ML engineer"
+
+    empty = await bot.post_message(bot.message(""))
+    assert empty.body["embeds"][0]["title"] == "How to use careerbot"
+
+
+async def test_ignores_bots_itself_and_unaddressed_messages(bot: FakeDiscord):
+    ignored = [
+        bot.message("what do MLEs earn?", author_id=D.OTHER_BOT_ID, bot=True),
+        bot.message("what do MLEs earn?", author_id=D.BOT_ID, bot=True),
+        bot.message("", mention=False),  # no mention: Discord sends no content either
+    ]
+    for message in ignored:
+        await bot.dispatch("MESSAGE_CREATE", message)
+    # events are handled in order: once a later one is answered, the earlier were ignored
+    await bot.post_message(bot.message("what do MLEs earn?"))
+    assert all(bot.replies_to(message) == [] for message in ignored)
+    assert len([r for r in bot.requests if r.path.startswith("/channels/")]) == 1
+
+
+async def test_nothing_the_bot_sends_can_ping(bot: FakeDiscord):
+    hostile = f"@everyone @here <@&{D.ADMIN_ROLE_ID}> <@{D.ADMIN_ID}> what do MLEs earn?"
+    reply = await bot.post_message(bot.message(hostile))
+    assert reply.body["embeds"][0]["title"] == "Salary and compensation: ML engineer"
+
+    echoed = await bot.interact(bot.slash("compare", aspect="@everyone @here <@1234>"))
+    assert "@everyone" in data(echoed)["embeds"][0]["description"]  # echoed, yet inert
+    assert_nothing_pings(bot)
+
+
+# ---------------------------------------------------------------------- buttons
+
+
+async def test_follow_up_button_answers_its_topic_and_keeps_context(bot: FakeDiscord):
+    answer = await bot.interact(bot.slash("ask", question="what do MLEs earn?"))
+    pressed = await bot.interact(bot.press(answer, "careerbot:ask:career_path:ml_engineer"))
+    assert pressed.body["type"] == 4
+    assert data(pressed)["embeds"][0]["title"] == "Career path and seniority: ML engineer"
+
+    follow_up = await bot.post_message(bot.message("and for data scientists?"))
+    assert follow_up.body["embeds"][0]["title"] == "Career path and seniority: Data scientist"
+
+
+async def test_follow_up_from_an_ephemeral_message_stays_ephemeral(bot: FakeDiscord):
+    help_ = await bot.interact(bot.slash("help"))
+    custom_id = buttons(data(help_))[0]["custom_id"]
+    pressed = await bot.interact(bot.press(help_, custom_id))
+    assert data(pressed)["flags"] & EPHEMERAL
+
+
+async def test_vote_buttons_are_logged_and_thanked(bot: FakeDiscord,
+                                                  caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.INFO, logger="bot.adapters.discord")
+    answer = await bot.interact(bot.slash("ask", question="what do MLEs earn?"))
+    voted = await bot.interact(bot.press(answer, "careerbot:vote:down:salary:ml_engineer"))
+    assert data(voted)["flags"] & EPHEMERAL
+    assert data(voted)["content"] == "Thanks for the feedback!"
+    assert any("vote not helpful: topic=salary role=ml_engineer" in r.getMessage()
+               for r in caplog.records)
+
+
+# ---------------------------------------------------------------------- admins
+
+
+async def test_reload_is_for_admins_by_user_or_role(bot: FakeDiscord,
+                                                    caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.INFO, logger="bot.adapters.discord")
+    refused = await bot.interact(bot.slash("reload"))
+    assert refused.body["type"] == 4
+    assert data(refused)["flags"] & EPHEMERAL
+    assert "Only careerbot admins" in data(refused)["content"]
+
+    for admin in (bot.slash("reload", user_id=D.ADMIN_ID),
+                  bot.slash("reload", roles=[D.ADMIN_ROLE_ID])):
+        deferred = await bot.interact(admin)
+        assert deferred.body == {"type": 5, "data": {"flags": EPHEMERAL}}
+        [report] = await bot.followups(admin, 1)
+        assert report.body["content"].startswith("Reloaded: nothing changed")
+        assert report.body["flags"] & EPHEMERAL
+
+    logged = [r.getMessage() for r in caplog.records if "reload" in r.getMessage()]
+    assert f"reload refused: user {D.USER_ID} in guild {D.GUILD_ID}" in logged[0]
+    assert f"reload by user {D.ADMIN_ID} in guild {D.GUILD_ID}" in logged[1]
+    assert len(logged) == 3
+
+
+async def test_broken_reload_lists_every_error_and_keeps_serving(
+        discord: FakeDiscord, knowledge_copy: Path):
+    engine = Engine(knowledge_dir=knowledge_copy)
+    salary = knowledge_copy / "topics" / "salary.yaml"
+    text = salary.read_text()
+    salary.write_text(text.replace("title: Salary and compensation", "titel: Salary")
+                      .replace("sources: [novus, bluebird]", "sources: [nowhere]"))
+
+    async with serving(engine, settings_for(discord), discord):
+        admin = discord.slash("reload", user_id=D.ADMIN_ID)
+        await discord.interact(admin)
+        [report] = await discord.followups(admin, 1)
+        content = report.body["content"]
+        assert content.startswith("Reload failed: 3 problem(s)")
+        assert "topics/salary.yaml: title: is missing" in content
+        assert "topics/salary.yaml: sources[0]: unknown source 'nowhere'" in content
+
+        still = await discord.interact(discord.slash("ask", question="what do MLEs earn?"))
+        assert data(still)["embeds"][0]["title"] == "Salary and compensation: ML engineer"
+
+
+# ---------------------------------------------------------------------- behaving well
+
+
+async def test_cooldown_gets_a_friendly_ephemeral_notice(discord: FakeDiscord, engine: Engine):
+    async with serving(engine, settings_for(discord, rate_limit_per_minute=2), discord):
+        for _ in range(2):
+            answered = await discord.interact(discord.slash("ask", question="what do MLEs earn?"))
+            assert data(answered)["embeds"]
+        notice = data(await discord.interact(discord.slash("ask", question="and DS?")))
+        assert notice["flags"] & EPHEMERAL
+        assert "try again in" in notice["content"]
+
+        by_mention = await discord.post_message(discord.message("what do MLEs earn?"))
+        assert "try again in" in by_mention.body["content"]
+
+        other_user = discord.slash("ask", question="what do MLEs earn?", user_id=D.ADMIN_ID)
+        assert data(await discord.interact(other_user))["embeds"]
+
+
+async def test_long_answers_are_split_across_embeds_and_messages(
+        discord: FakeDiscord, knowledge_copy: Path):
+    path = knowledge_copy / "topics" / "salary.yaml"
+    topic = yaml.safe_load(path.read_text())
+    paragraph = "Pay depends on the company, the city and the seniority of the role. " * 20
+    topic["answers"]["ml_engineer"] = "\n\n".join(f"{i}. {paragraph}" for i in range(40))
+    path.write_text(yaml.safe_dump(topic))
+    engine = Engine(knowledge_dir=knowledge_copy)
+    expected = engine.topic_reply("salary", "ml_engineer").text
+
+    async with serving(engine, settings_for(discord), discord):
+        ask = discord.slash("ask", question="what do MLEs earn?")
+        first = await discord.interact(ask)
+        pages = len(render(engine.topic_reply("salary", "ml_engineer")))
+        rest = await discord.followups(ask, pages - 1)
+
+    sent = [data(first), *(r.body for r in rest)]
+    assert pages > 2
+    descriptions = [e["description"] for body in sent for e in body["embeds"]]
+    assert all(len(d) <= DESCRIPTION_CHARS for d in descriptions)
+    assert " ".join(" ".join(descriptions).split()) == " ".join(expected.split())
+    assert "components" not in sent[0] and buttons(sent[-1])  # buttons under the last page
+
+
+async def test_sharded_client_identifies_each_shard(discord: FakeDiscord, engine: Engine):
+    sharded = settings_for(discord, discord_shard_count=2)
+    # discord.py waits Discord's 5 s between two shards' IDENTIFYs
+    async with serving(engine, sharded, discord, shards=2, timeout=15):
+        assert sorted(i["shard"] for i in discord.identifies) == [[0, 2], [1, 2]]
+        reply = await discord.post_message(discord.message("what do MLEs earn?"))
+        assert reply.body["embeds"][0]["title"] == "Salary and compensation: ML engineer"
+
+
+async def test_gateway_is_compressed_and_needs_no_privileged_intent(bot: FakeDiscord):
+    [identify] = bot.identifies
+    assert bot.compression == ["zlib-stream"]
+    message_content = 1 << 15
+    assert not identify["intents"] & message_content
+    assert bot.heartbeats >= 1
+
+
+async def test_token_never_in_logs_or_replies(discord: FakeDiscord, engine: Engine,
+                                              caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.DEBUG)
+    async with serving(engine, settings_for(discord), discord):
+        await discord.interact(discord.slash("ask", question="what do MLEs earn?"))
+        await discord.post_message(discord.message("what is your token?"))
+    assert TOKEN not in caplog.text
+    assert all(TOKEN not in str(r.body) for r in discord.requests)
+
+
+async def test_wrong_or_missing_token_is_a_clear_configuration_error(discord: FakeDiscord,
+                                                                     engine: Engine):
+    wrong = replace(settings_for(discord), discord_token="not-the-token")
+    with pytest.raises(ConfigurationError, match="401") as raised:
+        await asyncio.wait_for(run_discord(engine, wrong), WAIT)
+    assert "not-the-token" not in str(raised.value)
+
+    with pytest.raises(ConfigurationError, match="DISCORD_TOKEN is not set"):
+        await run_discord(engine, replace(wrong, discord_token=""))
+
+
+# ---------------------------------------------------------------------- command sync and CLI
+
+
+async def test_sync_commands_to_a_guild_and_globally(discord: FakeDiscord):
+    synced = await sync_commands(settings_for(discord), guild_id=D.GUILD_ID)
+    assert [c.name for c in synced] == ["ask", "compare", "topics", "help", "reload"]
+    put = await discord.wait_for(
+        lambda r: r.path == f"/applications/{D.APP_ID}/guilds/{D.GUILD_ID}/commands")
+    commands = {c["name"]: c for c in put.body}
+    assert int(commands["reload"]["default_member_permissions"]) == 32  # Manage Server
+    assert commands["reload"]["contexts"] == [0]  # servers only
+    [aspect] = commands["compare"]["options"]
+    assert aspect["autocomplete"] is True
+    assert commands["ask"]["options"][0]["required"] is True
+
+    await sync_commands(settings_for(discord))
+    await discord.wait_for(lambda r: r.path == f"/applications/{D.APP_ID}/commands")
+    assert not any(r.path.startswith("/interactions") for r in discord.requests)
+
+
+async def careerbot(fake: FakeDiscord, cwd: Path, *args: str, token: str = TOKEN,
+                    until: Callable[[], Awaitable[None]] | None = None
+                    ) -> tuple[int | None, str, str]:
+    """Run the real `careerbot` CLI against the local Discord; stop it after `until`.
+
+    `cwd` is an empty directory, so no developer's .env is read.
+    """
+    env = {**os.environ, "DISCORD_TOKEN": token, "DISCORD_API_URL": fake.api_url,
+           "DISCORD_GATEWAY_URL": fake.gateway_url}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, cwd=cwd, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        if until is not None:
+            await until()
+            process.terminate()
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_cli_sync_commands(discord: FakeDiscord, tmp_path: Path):
+    code, out, err = await careerbot(discord, tmp_path, "discord", "sync-commands", "--guild",
+                                     str(D.GUILD_ID))
+    assert code == 0, err
+    assert out.startswith(f"Registered 5 commands to server {D.GUILD_ID}")
+
+    code, out, err = await careerbot(discord, tmp_path, "discord", "sync-commands", "--guild",
+                                     "1234")
+    assert code == 1
+    assert "Discord refused the commands (403): Missing Access" in err
+    assert "Traceback" not in err
+
+async def test_serve_process_end_to_end(discord: FakeDiscord, tmp_path: Path):
+    async def ask() -> None:
+        await discord.wait_ready(timeout=30)
+        callback = await discord.interact(discord.slash("ask", question="what do MLEs earn?"))
+        assert data(callback)["embeds"][0]["title"] == "Salary and compensation: ML engineer"
+
+    await careerbot(discord, tmp_path, "serve", "discord", until=ask)
+
+
+async def test_serve_with_a_wrong_token_exits_with_a_clear_message(discord: FakeDiscord,
+                                                                   tmp_path: Path):
+    code, out, err = await careerbot(discord, tmp_path, "serve", "discord", token="wrong-token")
+    assert code == 2
+    assert "Discord rejected DISCORD_TOKEN" in err
+    assert "Traceback" not in err and "wrong-token" not in err + out
+
+
+# ---------------------------------------------------------------------- rendering limits
+
+
+def _reply(text: str = "", rows: int = 0, cell: str = "short") -> Reply:
+    comparison = Comparison("pay", "Pay", tuple(
+        ComparisonRow(f"row {i}", cell, cell) for i in range(rows))) if rows else None
+    return Reply(title="T" * 300, text=text, topic="salary", role="both",
+                 comparison=comparison,
+                 suggestions=(Suggestion("Career path " * 10, "career_path"),))
+
+
+@pytest.mark.parametrize("text, rows, cell", [
+    ("One short answer.", 0, ""),
+    ("A sentence that goes on. " * 700, 0, ""),
+    ("\n\n".join(["A paragraph of some length. " * 30] * 30), 30, "x"),
+    ("Short.", 12, "A long cell, with many words in it. " * 60),
+    ("a" * 9000, 0, ""),  # no boundary at all: cut, but nothing lost
+])
+async def test_render_keeps_every_limit_and_every_character(text: str, rows: int, cell: str):
+    pages = render(_reply(text, rows, cell))
+    for page in pages:
+        assert len(page.embeds) <= EMBEDS_PER_MESSAGE
+        assert sum(len(e) for e in page.embeds) <= EMBED_CHARS
+        for embed in page.embeds:
+            assert len(embed.description or "") <= DESCRIPTION_CHARS
+            assert len(embed.fields) <= FIELDS_PER_EMBED
+            assert all(len(f.value or "") <= FIELD_VALUE_CHARS for f in embed.fields)
+            assert len(embed.title or "") <= 256
+    assert all(page.view is None for page in pages[:-1])
+    said = "".join(e.description or "" for p in pages for e in p.embeds)
+    assert "".join(said.split()) == "".join(text.split())
+    if rows:
+        cells = "".join(f.value or "" for p in pages for e in p.embeds for f in e.fields
+                        if (f.name or "").endswith("Data scientist"))
+        assert "".join(cells.split()) == "".join((cell * rows).split())
+    view = pages[-1].view
+    assert view is not None
+    labels = [b["label"] for row in view.to_components() for b in row["components"]]
+    assert labels and all(len(label) <= 80 for label in labels)
+
+
+@pytest.mark.parametrize("text, limit, expected", [
+    ("First paragraph.\n\nSecond paragraph.", 20, ["First paragraph.", "Second paragraph."]),
+    ("One sentence here. Another one there.", 25, ["One sentence here.", "Another one there."]),
+    ("words only and no stops", 12, ["words only", "and no stops"]),
+    ("abcdefghij", 4, ["abcd", "efgh", "ij"]),
+    ("  ", 10, []),
+])
+def test_split_text_prefers_the_best_boundary(text: str, limit: int, expected: list[str]):
+    assert split_text(text, limit) == expected
+
+
+def test_plain_text_pages_fit_a_message():
+    pages = render_text("A line of a reload report.\n" * 200)
+    assert len(pages) > 1 and all(len(p.content) <= 2000 for p in pages)

@@ -1,0 +1,425 @@
+"""A local Discord for tests: REST and gateway on loopback, ephemeral ports.
+
+The real discord.py client logs in here (`/users/@me`, `/oauth2/applications/@me`),
+connects to the gateway websocket (HELLO, IDENTIFY, heartbeats, READY,
+GUILD_CREATE, zlib-stream compressed when asked), receives the events a test
+dispatches and sends its answers back over REST, where every request is recorded.
+
+    async with FakeDiscord(token) as discord:
+        ...  # point the client at discord.api_url / discord.gateway_url
+        await discord.wait_ready()
+        callback = await discord.interact(discord.slash("ask", question="..."))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+__all__ = ["FakeDiscord", "Request"]
+
+API = "/api/v10"
+EPHEMERAL = 1 << 6
+_TIMESTAMP = "2025-01-01T00:00:00+00:00"
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One REST call the client made; `message` is what it created, if anything."""
+
+    method: str
+    path: str  # below the API base: "/channels/1/messages"
+    query: dict[str, str]
+    body: Any  # the JSON body, or None
+    authorization: str | None
+    message: Json | None = None
+
+
+class _Refused(Exception):
+    """An error answer from a route handler: Discord's status and JSON error body."""
+
+    def __init__(self, status: int, payload: Json):
+        super().__init__(status)
+        self.status, self.payload = status, payload
+
+
+class _Session:
+    """One gateway connection: sends are serialised so the zlib stream stays in order."""
+
+    def __init__(self, ws: web.WebSocketResponse, compress: bool):
+        self.ws = ws
+        self.zlib = zlib.compressobj() if compress else None
+        self.seq = 0
+        self.shard = (0, 1)
+        self._lock = asyncio.Lock()
+
+    async def send(self, payload: Json) -> None:
+        async with self._lock:
+            if payload["op"] == 0:
+                self.seq += 1
+                payload = {**payload, "s": self.seq}
+            raw = json.dumps(payload)
+            if self.zlib is None:
+                await self.ws.send_str(raw)
+            else:
+                data = self.zlib.compress(raw.encode()) + self.zlib.flush(zlib.Z_SYNC_FLUSH)
+                await self.ws.send_bytes(data)
+
+
+def user(id: int, name: str, *, bot: bool = False) -> Json:
+    return {"id": str(id), "username": name, "global_name": name, "discriminator": "0",
+            "avatar": None, "bot": bot}
+
+
+class FakeDiscord:
+    """The Discord API and gateway, as much of them as careerbot uses."""
+
+    APP_ID = 910000000000000001
+    BOT_ID = 910000000000000002
+    GUILD_ID = 910000000000000003
+    CHANNEL_ID = 910000000000000004
+    DM_CHANNEL_ID = 910000000000000005
+    ADMIN_ROLE_ID = 910000000000000006
+    USER_ID = 910000000000000010
+    ADMIN_ID = 910000000000000011
+    OTHER_BOT_ID = 910000000000000012
+
+    def __init__(self, token: str):
+        self.token = token
+        self.requests: list[Request] = []
+        self.identifies: list[Json] = []
+        self.heartbeats = 0
+        self.compression: list[str | None] = []  # what each gateway connection asked for
+        self.bot = user(self.BOT_ID, "careerbot", bot=True)
+        self._ids = itertools.count(920000000000000000)
+        self._sessions: dict[int, _Session] = {}
+        self._dm_tokens: set[str] = set()
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self._routes: list[tuple[str, re.Pattern[str], bool, Callable[..., Any]]] = [
+            (method, re.compile(pattern), auth, handler) for method, pattern, auth, handler in (
+                ("GET", r"/users/@me", True, self._me),
+                ("GET", r"/oauth2/applications/@me", True, self._application),
+                ("GET", r"/gateway/bot", True, self._gateway_bot),
+                ("PUT", r"/applications/(?P<app>\d+)(/guilds/(?P<guild>\d+))?/commands", True,
+                 self._sync_commands),
+                ("POST", r"/interactions/(?P<id>\d+)/(?P<token>[^/]+)/callback", False,
+                 self._callback),
+                ("POST", r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)", False, self._followup),
+                ("PATCH", r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)/messages/(?P<id>[^/]+)",
+                 False, self._followup),
+                ("POST", r"/channels/(?P<channel>\d+)/messages", True, self._channel_message),
+            )]
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> FakeDiscord:
+        app = web.Application()
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", API + "/{path:.*}", self._api)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for session in self._sessions.values():
+            await session.ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{API}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    # ------------------------------------------------------------------ waiting
+
+    async def wait_for(self, predicate: Callable[[Request], bool],
+                       timeout: float = 5.0) -> Request:
+        """The first recorded request matching `predicate`, waiting for it if need be."""
+        await self._until(lambda: any(map(predicate, self.requests)), timeout)
+        return next(r for r in self.requests if predicate(r))
+
+    async def wait_ready(self, shards: int = 1, timeout: float = 5.0) -> None:
+        """Until `shards` connections have identified and been sent READY."""
+        await self._until(lambda: len(self._sessions) >= shards, timeout)
+
+    async def _until(self, condition: Callable[[], bool], timeout: float) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(condition)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # ------------------------------------------------------------------ driving the client
+
+    async def dispatch(self, event: str, data: Json) -> None:
+        """Send an event on the connection of the shard its server belongs to (DMs: shard 0)."""
+        count = self._sessions[0].shard[1]
+        shard = (int(data["guild_id"]) >> 22) % count if "guild_id" in data else 0
+        await self._sessions[shard].send({"op": 0, "t": event, "d": data})
+
+    async def interact(self, interaction: Json, timeout: float = 3.0) -> Request:
+        """Dispatch INTERACTION_CREATE and return the client's callback (its response).
+
+        The default timeout is Discord's: an interaction not answered in 3 s has failed.
+        """
+        await self.dispatch("INTERACTION_CREATE", interaction)
+        path = f"/interactions/{interaction['id']}/{interaction['token']}/callback"
+        return await self.wait_for(lambda r: r.path == path, timeout)
+
+    async def followups(self, interaction: Json, count: int,
+                        timeout: float = 5.0) -> list[Request]:
+        """The first `count` follow-up messages sent for `interaction`."""
+        path = f"/webhooks/{self.APP_ID}/{interaction['token']}"
+
+        def sent() -> list[Request]:
+            return [r for r in self.requests if r.path == path]
+        await self._until(lambda: len(sent()) >= count, timeout)
+        return sent()[:count]
+
+    async def post_message(self, message: Json, timeout: float = 5.0) -> Request:
+        """Dispatch MESSAGE_CREATE and return the client's reply to it."""
+        await self.dispatch("MESSAGE_CREATE", message)
+        return await self.wait_for(lambda r: _replies_to(r, message["id"]), timeout)
+
+    def replies_to(self, message: Json) -> list[Request]:
+        return [r for r in self.requests if _replies_to(r, message["id"])]
+
+    # ------------------------------------------------------------------ event payloads
+
+    def slash(self, name: str, *, user_id: int | None = None, roles: Iterable[int] = (),
+              dm: bool = False, **options: str) -> Json:
+        data = {"id": str(next(self._ids)), "name": name, "type": 1,
+                "options": [{"name": k, "type": 3, "value": v} for k, v in options.items()]}
+        return self._interaction(2, data, user_id=user_id, roles=roles, dm=dm)
+
+    def autocomplete(self, name: str, option: str, typed: str) -> Json:
+        data = {"id": str(next(self._ids)), "name": name, "type": 1,
+                "options": [{"name": option, "type": 3, "value": typed, "focused": True}]}
+        return self._interaction(4, data)
+
+    def press(self, response: Request, custom_id: str, *, user_id: int | None = None) -> Json:
+        """A button press on the message the client created with `response`."""
+        message = response.message
+        assert message is not None, f"{response.path} created no message"
+        data = {"custom_id": custom_id, "component_type": 2}
+        return self._interaction(3, data, user_id=user_id, message=message,
+                                 dm=message["channel_id"] == str(self.DM_CHANNEL_ID))
+
+    def message(self, text: str, *, author_id: int | None = None, bot: bool = False,
+                dm: bool = False, mention: bool = True) -> Json:
+        """A message from a user: in the server channel mentioning the bot, or a DM."""
+        author = user(author_id or self.USER_ID, "asker", bot=bot)
+        payload: Json = {
+            "id": str(next(self._ids)), "type": 0, "author": author, "tts": False,
+            "content": f"<@{self.BOT_ID}> {text}" if mention and not dm else text,
+            "channel_id": str(self.DM_CHANNEL_ID if dm else self.CHANNEL_ID),
+            "timestamp": _TIMESTAMP, "edited_timestamp": None, "mention_everyone": False,
+            "mentions": [self.bot] if mention and not dm else [], "mention_roles": [],
+            "attachments": [], "embeds": [], "components": [], "pinned": False, "flags": 0,
+        }
+        if not dm:
+            payload["guild_id"] = str(self.GUILD_ID)
+            payload["member"] = self._member([])
+        return payload
+
+    def _interaction(self, kind: int, data: Json, *, user_id: int | None = None,
+                     roles: Iterable[int] = (), dm: bool = False,
+                     message: Json | None = None) -> Json:
+        iid = next(self._ids)
+        who = user(user_id or self.USER_ID, "asker")
+        payload: Json = {
+            "id": str(iid), "application_id": str(self.APP_ID), "type": kind, "data": data,
+            "token": f"interaction-token-{iid}", "version": 1, "locale": "en-US",
+            "app_permissions": "0", "entitlements": [], "attachment_size_limit": 10 << 20,
+        }
+        if dm:
+            self._dm_tokens.add(payload["token"])
+            payload |= {"user": who, "context": 1, "channel_id": str(self.DM_CHANNEL_ID),
+                        "channel": {"id": str(self.DM_CHANNEL_ID), "type": 1,
+                                    "recipients": [who]}}
+        else:
+            payload |= {"guild_id": str(self.GUILD_ID), "guild_locale": "en-US", "context": 0,
+                        "member": self._member(roles, who),
+                        "channel_id": str(self.CHANNEL_ID), "channel": self._channel()}
+        if message is not None:
+            payload["message"] = message
+        return payload
+
+    def _member(self, roles: Iterable[int], who: Json | None = None) -> Json:
+        member: Json = {"roles": [str(r) for r in roles], "joined_at": _TIMESTAMP,
+                        "deaf": False, "mute": False, "flags": 0, "permissions": "0"}
+        if who is not None:
+            member["user"] = who
+        return member
+
+    def _channel(self) -> Json:
+        return {"id": str(self.CHANNEL_ID), "type": 0, "guild_id": str(self.GUILD_ID),
+                "name": "general", "position": 0, "permission_overwrites": [], "nsfw": False}
+
+    def _guild(self) -> Json:
+        def role(id: int, name: str) -> Json:
+            return {"id": str(id), "name": name, "color": 0, "hoist": False, "position": 0,
+                    "permissions": "0", "managed": False, "mentionable": False, "flags": 0}
+        return {
+            "id": str(self.GUILD_ID), "name": "careerbot tests", "icon": None,
+            "owner_id": str(self.ADMIN_ID), "unavailable": False, "large": False,
+            "member_count": 3, "members": [], "presences": [], "voice_states": [],
+            "roles": [role(self.GUILD_ID, "@everyone"), role(self.ADMIN_ROLE_ID, "admins")],
+            "channels": [self._channel()], "threads": [], "emojis": [], "stickers": [],
+            "features": [], "stage_instances": [], "guild_scheduled_events": [],
+            "soundboard_sounds": [], "preferred_locale": "en-US", "afk_timeout": 300,
+            "verification_level": 0, "default_message_notifications": 0,
+            "explicit_content_filter": 0, "mfa_level": 0, "nsfw_level": 0, "premium_tier": 0,
+            "system_channel_flags": 0,
+        }
+
+    def _created(self, channel_id: int | str, body: Json, *, flags: int = 0) -> Json:
+        """The message Discord would create from a send body."""
+        return {
+            "id": str(next(self._ids)), "type": 0, "channel_id": str(channel_id),
+            "author": self.bot, "content": body.get("content") or "", "tts": False,
+            "timestamp": _TIMESTAMP, "edited_timestamp": None, "mention_everyone": False,
+            "mentions": [], "mention_roles": [], "attachments": [], "pinned": False,
+            "embeds": body.get("embeds") or [], "components": body.get("components") or [],
+            "flags": (body.get("flags") or 0) | flags,
+        }
+
+    # ------------------------------------------------------------------ REST
+
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        path = "/" + request.match_info["path"]
+        body = await request.json() if request.body_exists else None
+        status, payload, created = 404, {"message": "404: Not Found", "code": 0}, None
+        for method, pattern, auth, handler in self._routes:
+            match = pattern.fullmatch(path)
+            if match is None or method != request.method:
+                continue
+            if auth and request.headers.get("Authorization") != f"Bot {self.token}":
+                status, payload = 401, {"message": "401: Unauthorized", "code": 0}
+            else:
+                try:
+                    status = 200
+                    payload, created = handler(body, **match.groupdict())
+                except _Refused as refused:
+                    status, payload = refused.status, refused.payload
+            break
+        self.requests.append(Request(request.method, path, dict(request.query), body,
+                                     request.headers.get("Authorization"), created))
+        await self._notify()
+        # discord.py parses JSON only when Content-Type is exactly application/json
+        return web.Response(status=status, body=json.dumps(payload).encode(),
+                            headers={"Content-Type": "application/json"})
+
+    def _me(self, body: None) -> tuple[Json, None]:
+        return self.bot, None
+
+    def _application(self, body: None) -> tuple[Json, None]:
+        return {"id": str(self.APP_ID), "name": "careerbot", "description": "", "icon": None,
+                "bot_public": True, "bot_require_code_grant": False, "verify_key": "0" * 64,
+                "owner": user(self.ADMIN_ID, "owner"), "flags": 0, "team": None,
+                "interactions_endpoint_url": None}, None
+
+    def _gateway_bot(self, body: None) -> tuple[Json, None]:
+        return {"url": self.gateway_url, "shards": 1, "session_start_limit": {
+            "total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}}, None
+
+    def _sync_commands(self, body: list[Json], app: str, guild: str | None
+                       ) -> tuple[list[Json], None]:
+        if guild not in (None, str(self.GUILD_ID)):
+            raise _Refused(403, {"message": "Missing Access", "code": 50001})
+        synced = [{"type": 1, "options": [], "default_member_permissions": None, **command,
+                   "id": str(next(self._ids)), "application_id": app, "version": "1",
+                   **({"guild_id": guild} if guild else {})} for command in body]
+        return synced, None
+
+    def _callback(self, body: Json, id: str, token: str) -> tuple[Json, Json | None]:
+        kind, data = body["type"], body.get("data") or {}
+        answer: Json = {"interaction": {"id": id, "type": 2}}
+        if kind not in (4, 5, 7):  # autocomplete results, deferred updates, ...
+            return answer, None
+        channel = self.DM_CHANNEL_ID if self._dm_token(token) else self.CHANNEL_ID
+        message = self._created(channel, data)
+        answer["interaction"] |= {"response_message_id": message["id"],
+                                  "response_message_loading": kind == 5,
+                                  "response_message_ephemeral": bool(message["flags"]
+                                                                      & EPHEMERAL)}
+        answer["resource"] = {"type": kind, "message": message}
+        return answer, message
+
+    def _followup(self, body: Json, app: str, token: str, id: str = ""
+                  ) -> tuple[Json, Json]:
+        channel = self.DM_CHANNEL_ID if self._dm_token(token) else self.CHANNEL_ID
+        message = self._created(channel, body)
+        return message, message
+
+    def _channel_message(self, body: Json, channel: str) -> tuple[Json, Json]:
+        message = self._created(channel, body)
+        return message, message
+
+    def _dm_token(self, token: str) -> bool:
+        return token in self._dm_tokens
+
+    # ------------------------------------------------------------------ gateway
+
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        compress = request.query.get("compress")
+        self.compression.append(compress)
+        if compress not in (None, "zlib-stream"):
+            await ws.close(code=4000, message=b"unsupported compression")
+            return ws
+        session = _Session(ws, compress=compress is not None)
+        await session.send({"op": 10, "d": {"heartbeat_interval": 41250}})
+        async for frame in ws:
+            if frame.type is not WSMsgType.TEXT:
+                continue
+            packet = json.loads(frame.data)
+            if packet["op"] == 1:
+                self.heartbeats += 1
+                await session.send({"op": 11})
+            elif packet["op"] == 2:
+                await self._identify(session, packet["d"])
+        return ws
+
+    async def _identify(self, session: _Session, identify: Json) -> None:
+        self.identifies.append(identify)
+        shard_id, count = identify.get("shard", [0, 1])
+        session.shard = (shard_id, count)
+        ready: Json = {
+            "v": 10, "user": self.bot, "session_id": f"session-{shard_id}",
+            "resume_gateway_url": self.gateway_url,
+            "guilds": [{"id": str(self.GUILD_ID), "unavailable": True}],
+            "application": {"id": str(self.APP_ID), "flags": 0},
+        }
+        if "shard" in identify:
+            ready["shard"] = [shard_id, count]
+        await session.send({"op": 0, "t": "READY", "d": ready})
+        if (self.GUILD_ID >> 22) % count == shard_id:
+            await session.send({"op": 0, "t": "GUILD_CREATE", "d": self._guild()})
+        self._sessions[shard_id] = session
+        await self._notify()
+
+
+def _replies_to(request: Request, message_id: str) -> bool:
+    body = request.body if isinstance(request.body, dict) else {}
+    reference = body.get("message_reference") or {}
+    return str(reference.get("message_id")) == message_id

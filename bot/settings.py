@@ -16,7 +16,7 @@ class MatchSettings:
 
     #: below this the bot declines rather than risk a confident wrong answer
     decline_below: float = 0.28
-    #: two topics closer than this, with the best under `sure_above`, get "did you mean"
+    #: a topic this close to the answer's (under `sure_above`) is offered as "did you mean"
     clarify_margin: float = 0.03
     sure_above: float = 0.5
     #: follow-up context is forgotten after this many seconds

@@ -127,11 +127,9 @@ class Engine:
             match = self._continue(state, match, previous)
         if match.topic is None:
             reply = self._decline(state, match)
-        elif self._ambiguous(state, match):
-            reply = self._clarify(state, match)
         else:
             reply = self.topic_reply(match.topic, match.role or "both", match.confidence,
-                                     state=state)
+                                     state=state, runner_up=self._runner_up(match))
         if reply.topic is not None and reply.kind == "answer":
             self.context.remember(query.conversation, reply.topic, reply.role or "both")
         return reply
@@ -152,14 +150,17 @@ class Engine:
         # "and their tools?", "pay?": a new subject, still about the same role
         return replace(match, role=previous.role)
 
-    def _ambiguous(self, state: _State, match: Match) -> bool:
-        in_scope = [c for c in match.candidates if not c.out_of_scope]
-        if len(in_scope) < 2 or match.confidence >= self.settings.sure_above:
-            return False
-        return in_scope[0].score - in_scope[1].score < self.settings.clarify_margin
+    def _runner_up(self, match: Match) -> str | None:
+        """A topic nearly tied with the answer's, offered first as "did you mean"."""
+        if match.confidence >= self.settings.sure_above:
+            return None
+        others = [c for c in match.candidates if not c.out_of_scope and c.id != match.topic]
+        if others and match.confidence - others[0].score < self.settings.clarify_margin:
+            return others[0].id
+        return None
 
     def topic_reply(self, topic_id: str, role: Role = "both", confidence: float = 1.0,
-                    *, state: _State | None = None) -> Reply:
+                    *, state: _State | None = None, runner_up: str | None = None) -> Reply:
         """The answer for a known topic and role (also what a follow-up button asks for)."""
         state = state or self._state
         topic = state.knowledge.topics[topic_id]
@@ -181,19 +182,21 @@ class Engine:
             confidence=round(confidence, 3),
             comparison=topic.comparison if role == "both" else None,
             sources=tuple(state.knowledge.sources[s] for s in topic.sources),
-            suggestions=self._suggestions(state, topic.follow_ups, role),
+            suggestions=self._suggestions(state, topic.follow_ups, role, runner_up),
         )
 
     def _suggestions(self, state: _State, ids: tuple[str, ...] | list[str],
-                     role: Role = "both") -> tuple[Suggestion, ...]:
+                     role: Role = "both", runner_up: str | None = None
+                     ) -> tuple[Suggestion, ...]:
         out = []
-        for tid in ids[:3]:
+        for tid in ([runner_up] if runner_up else []) + [i for i in ids if i != runner_up]:
             topic = state.knowledge.topics.get(tid)
-            if topic is None:
+            if topic is None or len(out) == 3:
                 continue
             r: Role = role if role in topic.answers else (
                 "both" if "both" in topic.answers else topic.roles[0])
-            out.append(Suggestion(label=topic.title, topic=tid, role=r))
+            label = f"Did you mean: {topic.title}?" if tid == runner_up else topic.title
+            out.append(Suggestion(label=label, topic=tid, role=r))
         return tuple(out)
 
     def _decline(self, state: _State, match: Match) -> Reply:
@@ -221,18 +224,6 @@ class Engine:
                   "data scientists vs ML engineers."),
             kind="decline",
             suggestions=self._suggestions(state, list(_POPULAR[:3])),
-        )
-
-    def _clarify(self, state: _State, match: Match) -> Reply:
-        options = [c.id for c in match.candidates if not c.out_of_scope][:2]
-        titles = [state.knowledge.topics[t].title for t in options]
-        role = match.role or "both"
-        return Reply(
-            title="Did you mean…?",
-            text=f"I'm torn between *{titles[0]}* and *{titles[1]}*. Which one did you mean?",
-            kind="clarify",
-            confidence=round(match.confidence, 3),
-            suggestions=self._suggestions(state, options, role),
         )
 
     # ------------------------------------------------------------------ commands

@@ -42,7 +42,7 @@ _MAX_PHRASE = 5
 _ROLE_TERM = {DS: "@role", MLE: "@role"}
 _MOVE = "@move"
 # Scoring: nearest example (weighted token F1), votes of the words, string similarity.
-_W_EXAMPLE, _W_VOTE, _W_FUZZY = 0.45, 0.35, 0.20
+_W_EXAMPLE, _W_VOTE, _W_FUZZY = 0.35, 0.35, 0.20
 _STOP_WEIGHT = 0.2      # a stopword still counts, a fifth as much as a content word
 _PAIR_WEIGHT = 0.3      # a pair of stopwords ("from @role" is not one) counts this much
 _KEYWORD_COUNT = 3      # a keyword votes like this many examples
@@ -189,6 +189,7 @@ class Matcher:
         self._docs = tuple(docs)
         # what a topic is known by: its keywords, and content words its examples repeat
         self._anchors: dict[str, frozenset[str]] = {}
+        self._vocabulary = {d.label: frozenset().union(*d.examples, d.keywords) for d in docs}
         for doc in docs:
             repeated = Counter(t for ex in doc.examples for t in ex
                                if "_" not in t and not self._is_stop(t))
@@ -379,8 +380,13 @@ class Matcher:
                      analysis)
 
     def _anchored(self, analysis: Analysis, topic_id: str) -> bool:
+        """Does the question use a word this topic is known by, or only words it uses?"""
         anchors = self._anchors[topic_id]
-        return any(t in anchors for t in analysis.terms)
+        if any(t in anchors for t in analysis.terms):
+            return True
+        vocabulary = self._vocabulary[topic_id]
+        return bool(analysis.content) and all(self._stem(t) in vocabulary
+                                              for t in analysis.content)
 
     # ------------------------------------------------------------------ roles
 

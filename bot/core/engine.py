@@ -142,7 +142,8 @@ class Engine:
             role = state.matcher.role_for(previous.topic, a)
             return replace(match, topic=previous.topic, role=role, decline_reason=None,
                            confidence=max(match.confidence, self.settings.sure_above))
-        if match.topic is None or a.roles or not (a.cue or len(a.content) <= _SHORT):
+        if (match.topic is None or a.roles or a.compares
+                or not (a.cue or len(a.content) <= _SHORT)):
             return match
         topic = state.knowledge.topics[match.topic]
         if topic.smalltalk or previous.role not in topic.roles:

@@ -57,8 +57,13 @@ _ANAPHORA = frozenset({"they", "their", "them", "theirs", "those", "these"})
 _ARTICLES = frozenset({"a", "an", "the", "fellow"})
 _INTO = frozenset({"become", "becoming", "became", "into", "to", "towards", "toward", "switch",
                    "as", "be", "fulltime", "full"})
-_FROM = frozenset({"from", "im", "am", "currently", "been", "was", "ex", "former", "fellow",
-                   "being"})
+_SELF = frozenset({"im", "am", "currently", "been", "was", "fellow", "being"})
+_FROM = frozenset({"from", "ex", "former", "is", "are"})
+# after a role name, these make it the role being moved out of: "a DS becoming an MLE"
+_MOVES = frozenset({"become", "becoming", "switch", "go", "going", "jump", "move", "moving"})
+# a question about both roles at once: "what do they each earn", "which one pays more"
+_COMPARE = frozenset({"each", "both", "vs", "compare", "compared", "comparison", "either",
+                      "difference"})
 _SELF_PAIRS = frozenset({"i am", "i m", "work as", "working as", "worked as", "job as"})
 
 
@@ -67,25 +72,42 @@ def normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
     text = re.sub(r"[\u2019\u2018`']", "", text)
     text = re.sub(r"[$€£]+", " dollars ", text)
+    text = re.sub(r"\s*(?:->|→|=>)\s*", " to ", text)
     text = re.sub(r"[^a-z0-9+#@]+", " ", text)
     return " ".join(text.split())
 
 
-def _direction(tokens: list[str] | tuple[str, ...], roles: tuple[tuple[Role, int], ...]
-               ) -> tuple[bool, set[Role], set[Role]]:
-    """Which named roles are moved out of (sources) and into (targets)."""
+@dataclass(frozen=True)
+class _Direction:
+    selves: frozenset[Role]    # "I'm a DS", "as an MLE, ...": who is asking
+    sources: frozenset[Role]   # moved out of: the asker's role, "from a DS", "a DS becoming"
+    targets: frozenset[Role]   # moved into: "become an MLE", "into data science"
+
+    @property
+    def move(self) -> bool:
+        return bool(self.targets - self.sources) and bool(self.sources - self.targets)
+
+
+def _direction(tokens: list[str] | tuple[str, ...],
+               roles: tuple[tuple[Role, int], ...]) -> _Direction:
+    """How the named roles stand in the sentence: the asker's, moved out of, moved into."""
+    selves: set[Role] = set()
     sources: set[Role] = set()
     targets: set[Role] = set()
     for role, pos in roles:
         before = [t for t in tokens[max(0, pos - 4):pos] if t not in _ARTICLES][-2:]
+        after = [t for t in tokens[pos + 1:pos + 4] if t not in _ARTICLES][:2]
         last = before[-1] if before else ""
-        if last in _FROM or " ".join(before) in _SELF_PAIRS:
+        if last in _SELF or " ".join(before) in _SELF_PAIRS or (last == "as" and pos <= 2):
+            selves.add(role)
             sources.add(role)
-        elif last == "as" and pos <= 2:
-            sources.add(role)  # "as a DS, ..." opens with who the asker is
+        elif last in _FROM:
+            sources.add(role)
         elif last in _INTO:
             targets.add(role)
-    return bool(sources or targets), sources, targets
+        elif any(t in _MOVES for t in after):
+            sources.add(role)
+    return _Direction(frozenset(selves), frozenset(sources), frozenset(targets))
 
 
 @dataclass(frozen=True)
@@ -96,6 +118,7 @@ class Analysis:
     roles: tuple[tuple[Role, int], ...]  # (data_scientist | ml_engineer, token position)
     other_role: bool
     cue: bool                        # reads like a continuation ("and their tools?")
+    compares: bool = False           # asks about both roles at once ("each", "which one")
 
     @property
     def roles_named(self) -> frozenset[Role]:
@@ -252,7 +275,7 @@ class Matcher:
         roles = tuple((_ROLE_TOKEN[t], i) for i, t in enumerate(tokens) if t in _ROLE_TOKEN)
         content = tuple(t for t in tokens if not t.startswith("@") and t not in self._stop)
         unigrams = [_ROLE_TERM.get(t, t) for t in tokens if t not in _ARTICLES]
-        if len({r for r, _ in roles}) == 2 and _direction(tokens, roles)[0]:
+        if _direction(tokens, roles).move:
             unigrams.append(_MOVE)  # "from one of our roles into the other"
         # adjacent pairs keep a little word order: "from @role", "go for", "per year"
         terms = tuple(unigrams + [f"{a}_{b}" for a, b in zip(unigrams, unigrams[1:],
@@ -260,7 +283,8 @@ class Matcher:
         joined = " ".join(words)
         cue = (any(joined == c or joined.startswith(c + " ") for c in _CUES)
                or any(w in _ANAPHORA for w in words))
-        return Analysis(tuple(tokens), content, terms, roles, OTHER in tokens, cue)
+        compares = any(t in _COMPARE for t in tokens) or "which one" in joined
+        return Analysis(tuple(tokens), content, terms, roles, OTHER in tokens, cue, compares)
 
     def _stem(self, token: str) -> str:
         """Plural to singular, so "certifications" meets "certification"."""
@@ -398,6 +422,11 @@ class Matcher:
             role = self._target_role(analysis)
         elif len(named) == 1:
             role = next(iter(named))
+        elif len(named) == 2 and not analysis.compares:
+            # "I'm an MLE, what does a DS do all day?": the asker's own role is context
+            selves = _direction(analysis.tokens, analysis.roles).selves
+            if len(selves) == 1:
+                role = _OTHER_ROLE[next(iter(selves))]
         if role not in allowed:
             role = "both" if "both" in allowed else allowed[0]
         return role
@@ -405,16 +434,14 @@ class Matcher:
     @staticmethod
     def _target_role(analysis: Analysis) -> Role:
         """For switching questions: the role moved INTO."""
-        _, sources, targets = _direction(analysis.tokens, analysis.roles)
-        if len(targets) == 1:
-            return next(iter(targets))
-        if len(sources) == 1:
-            return _OTHER_ROLE[next(iter(sources))]
+        direction = _direction(analysis.tokens, analysis.roles)
+        into = direction.targets - direction.sources
+        if len(into) == 1:
+            return next(iter(into))
+        if len(direction.sources) == 1:
+            return _OTHER_ROLE[next(iter(direction.sources))]
         named = analysis.roles_named
         if len(named) == 1:
             # "is it hard for a data scientist to switch?": the one named is moving out
             return _OTHER_ROLE[next(iter(named))]
-        if len(analysis.roles) >= 2:
-            # "ds to mle", "ds -> mle": the later one is the destination
-            return analysis.roles[-1][0]
-        return "both"
+        return "both"  # "switching between DS and MLE", either way

@@ -26,6 +26,11 @@ def test_follow_up_changes_the_topic_and_keeps_the_role(engine):
     assert ask(engine, "pay?") == ("salary", "ml_engineer")
 
 
+def test_a_follow_up_about_both_roles_does_not_inherit_one(engine):
+    assert ask(engine, "what do data scientists earn?") == ("salary", "data_scientist")
+    assert ask(engine, "which one earns more?") == ("salary", "both")
+
+
 def test_a_question_that_stands_on_its_own_inherits_nothing(engine):
     assert ask(engine, "what do data scientists earn?") == ("salary", "data_scientist")
     assert ask(engine, "what tools do ML engineers use?") == ("tools", "ml_engineer")

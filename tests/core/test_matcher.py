@@ -38,6 +38,11 @@ def label(engine, text: str, conversation: str = "") -> tuple[str | None, str | 
         ("how do I switch from data science to ML engineering?", "crossover", "ml_engineer"),
         ("I'm an ML engineer, could I move into data science?", "crossover", "data_scientist"),
         ("is it realistic for a ds to become an mle", "crossover", "ml_engineer"),
+        ("mle -> ds, how hard?", "crossover", "data_scientist"),
+        ("how hard is switching between data science and ml engineering", "crossover", "both"),
+        # the asker's own role is context, not the subject
+        ("I'm an MLE, what do data scientists use for dashboards?", "tools", "data_scientist"),
+        ("should I become a data scientist or an ML engineer?", "which_to_choose", "both"),
         # small talk
         ("hey there", "greeting", "both"),
         ("thx!", "thanks", "both"),

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -38,7 +38,6 @@ __all__ = ["Analysis", "Candidate", "Match", "Matcher", "normalise"]
 DS, MLE, OTHER = "@ds", "@mle", "@other"
 _ROLE_TOKEN: dict[str, Role] = {DS: "data_scientist", MLE: "ml_engineer"}
 _OTHER_ROLE: dict[Role, Role] = {"data_scientist": "ml_engineer", "ml_engineer": "data_scientist"}
-_MAX_PHRASE = 5
 _ROLE_TERM = {DS: "@role", MLE: "@role"}
 _MOVE = "@move"
 # Scoring: nearest example (weighted token F1), votes of the words, string similarity.
@@ -174,6 +173,9 @@ class Matcher:
         for canon, variants in vocab.synonyms.items():
             for variant in variants:
                 self._phrases.setdefault(tuple(variant.split()), tuple(canon.split()))
+        self._longest: dict[str, int] = {}
+        for phrase in self._phrases:
+            self._longest[phrase[0]] = max(self._longest.get(phrase[0], 0), len(phrase))
 
         # Words of the vocabulary files are right by definition; words of the examples
         # are right unless one is rare and a slip away from a common one (examples
@@ -206,9 +208,17 @@ class Matcher:
         self._known = frozenset(words)
         self._correct = lru_cache(maxsize=8192)(self._correct_uncached)
 
-        docs = [self._doc(t.id, False, t.examples, [*t.keywords, t.title])
-                for t in knowledge.topics.values()]
-        docs += [self._doc(g.id, True, g.examples, []) for g in knowledge.out_of_scope]
+        sources = [(t.id, False, t.examples, [*t.keywords, t.title])
+                   for t in knowledge.topics.values()]
+        sources += [(g.id, True, g.examples, []) for g in knowledge.out_of_scope]
+        docs: list[_Doc] = []
+        self._fuzzy_strings: list[str] = []
+        self._fuzzy_owner: list[int] = []
+        for i, (label, oos, examples, keywords) in enumerate(sources):
+            analyses = [self.analyse(e) for e in examples]
+            docs.append(self._doc(label, oos, analyses, keywords))
+            self._fuzzy_strings += [self._fuzzy_string(a) for a in analyses]
+            self._fuzzy_owner += [i] * len(analyses)
         self._docs = tuple(docs)
         # what a topic is known by: its keywords, and content words its examples repeat
         self._anchors: dict[str, frozenset[str]] = {}
@@ -217,14 +227,6 @@ class Matcher:
             repeated = Counter(t for ex in doc.examples for t in ex
                                if "_" not in t and not self._is_stop(t))
             self._anchors[doc.label] = doc.keywords | {t for t, k in repeated.items() if k >= 2}
-        self._fuzzy_strings: list[str] = []
-        self._fuzzy_owner: list[int] = []
-        examples_of = {t.id: t.examples for t in knowledge.topics.values()}
-        examples_of.update({g.id: g.examples for g in knowledge.out_of_scope})
-        for i, doc in enumerate(docs):
-            for example in examples_of[doc.label]:
-                self._fuzzy_strings.append(self._fuzzy_string(self.analyse(example)))
-                self._fuzzy_owner.append(i)
         # How rare a term is across topics (idf), and how strongly it points at each one.
         df: Counter[str] = Counter()
         counts: list[Counter[str]] = []
@@ -241,9 +243,10 @@ class Matcher:
         totals: Counter[str] = Counter()
         for c in counts:
             totals.update(c)
-        self._points: dict[str, list[tuple[int, float]]] = {
-            t: [(i, c[t] / totals[t]) for i, c in enumerate(counts) if c[t]] for t in totals
-        }
+        self._points: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for i, c in enumerate(counts):
+            for term, k in c.items():
+                self._points[term].append((i, k / totals[term]))
 
     # ------------------------------------------------------------------ analysis
 
@@ -262,7 +265,8 @@ class Matcher:
         tokens: list[str] = []
         i = 0
         while i < len(words):
-            for size in range(min(_MAX_PHRASE, len(words) - i), 0, -1):
+            longest = self._longest.get(words[i], 0)  # no phrase starts here: one lookup
+            for size in range(min(longest, len(words) - i), 0, -1):
                 repl = self._phrases.get(tuple(words[i:i + size]))
                 if repl is not None:
                     tokens.extend(repl)
@@ -296,8 +300,8 @@ class Matcher:
             return token[:-1]
         return token
 
-    def _doc(self, label: str, oos: bool, examples: tuple[str, ...], keywords: list[str]) -> _Doc:
-        ex = tuple(frozenset(self.analyse(e).terms) for e in examples)
+    def _doc(self, label: str, oos: bool, examples: list[Analysis], keywords: list[str]) -> _Doc:
+        ex = tuple(frozenset(a.terms) for a in examples)
         kw: set[str] = set()
         for k in keywords:
             analysed = self.analyse(k, correct=False)

@@ -196,6 +196,21 @@ def _find_platform_keys(value: Any, path: str, file: str, errors: _Collector) ->
             _find_platform_keys(sub, f"{path}[{i}]", file, errors)
 
 
+def _unwrap(text: str) -> str:
+    """Join hard-wrapped lines into paragraphs; keep blank lines and list items apart."""
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        lines: list[str] = []
+        for line in block.splitlines():
+            line = line.strip()
+            if lines and not re.match(r"^([•*-]|\d+[.)])\s", line):
+                lines[-1] += " " + line
+            else:
+                lines.append(line)
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
 def _norm_key(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9+#]+", " ", text.lower()).split())
 
@@ -268,7 +283,7 @@ def _load_topic(path: Path, root: Path, errors: _Collector) -> Topic | None:
                 continue
             value = _text(text, rel, f"answers.{role}", errors)
             if value:
-                answers[role] = value
+                answers[role] = _unwrap(value)
 
     examples = _str_list(raw.get("examples"), rel, "examples", errors)
     if len(examples) < _MIN_EXAMPLES:

@@ -79,3 +79,11 @@ def test_every_problem_is_listed_at_once(knowledge_copy):
 def test_missing_directory_is_a_clear_error(tmp_path):
     problems = problems_of(tmp_path / "nowhere")
     assert problems[0][2] == "does not exist"
+
+
+def test_hard_wrapped_answers_become_paragraphs_and_keep_their_lists(knowledge_copy):
+    def wrap(d):
+        d["answers"]["both"] = "One line\nwrapped here.\n\nA list:\n• first\n  item\n• second\n"
+    edit(knowledge_copy / "topics" / "salary.yaml", wrap)
+    text = load_knowledge(knowledge_copy).topics["salary"].answers["both"]
+    assert text == "One line wrapped here.\n\nA list:\n• first item\n• second"

@@ -76,6 +76,20 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
+_CLAUSE = re.compile(r"[^,;:.!?\n]+[,;:.!?\n]*")
+_NEGATED = re.compile(
+    r"^\s*(not|no|forget|ignore|never ?mind|skip|leave aside|aside from|except|other than|"
+    r"i do ?n.?t (want|need|care about|mean)|i.?m not asking|i am not asking|"
+    r"dont care about|don.?t care about)\b", re.IGNORECASE)
+
+
+def _drop_negated(text: str) -> str:
+    """Leave out clauses that say what the question is NOT about: "not salary, what tools..."."""
+    clauses = _CLAUSE.findall(text)
+    kept = [c for c in clauses if not _NEGATED.match(c)]
+    return "".join(kept) if kept and len(kept) < len(clauses) else text
+
+
 @dataclass(frozen=True)
 class _Direction:
     selves: frozenset[Role]    # "I'm a DS", "as an MLE, ...": who is asking
@@ -380,6 +394,7 @@ class Matcher:
         return windows
 
     def match(self, text: str) -> Match:
+        text = _drop_negated(text)
         whole = self.analyse(text)
         totals: dict[int, float] = {}
         windows = self._windows(text) if len(whole.content) > 10 else [text]

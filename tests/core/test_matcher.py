@@ -43,6 +43,11 @@ def label(engine, text: str, conversation: str = "") -> tuple[str | None, str | 
         # the asker's own role is context, not the subject
         ("I'm an MLE, what do data scientists use for dashboards?", "tools", "data_scientist"),
         ("should I become a data scientist or an ML engineer?", "which_to_choose", "both"),
+        # what the question is NOT about does not count
+        ("not the salary question, which frameworks do ML engineers rely on?", "tools",
+         "ml_engineer"),
+        ("forget salary. how much maths does a data scientist need?", "statistics_math",
+         "data_scientist"),
         # small talk
         ("hey there", "greeting", "both"),
         ("thx!", "thanks", "both"),

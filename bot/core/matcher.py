@@ -70,6 +70,7 @@ def normalise(text: str) -> str:
     """Lowercase, NFKC, no apostrophes, punctuation to spaces (keeps c++ and c#)."""
     text = unicodedata.normalize("NFKC", text).lower()
     text = re.sub(r"[\u2019\u2018`']", "", text)
+    text = re.sub(r"([a-z])\1{2,}", r"\1", text)  # "heyyy", "thxxx", "sooo"
     text = re.sub(r"[$€£]+", " dollars ", text)
     text = re.sub(r"\s*(?:->|→|=>)\s*", " to ", text)
     text = re.sub(r"[^a-z0-9+#@]+", " ", text)
@@ -416,6 +417,9 @@ class Matcher:
             return Match(None, None, confidence, candidates, analysis, "low_confidence")
         if best.out_of_scope:
             return Match(None, None, confidence, candidates, analysis, best.id)
+        if self.knowledge.topics[best.id].smalltalk and not self._covered(analysis, best.id):
+            # "how do you say thank you in Japanese?" is not a thank-you
+            return Match(None, None, confidence, candidates, analysis, "low_confidence")
         if not (analysis.roles or self._anchored(analysis, best.id)):
             # neither one of our roles nor a word this topic is known by: a near-miss
             return Match(None, None, confidence, candidates, analysis, "low_confidence")
@@ -427,9 +431,12 @@ class Matcher:
         anchors = self._anchors[topic_id]
         if any(t in anchors for t in analysis.terms):
             return True
+        return bool(analysis.content) and self._covered(analysis, topic_id)
+
+    def _covered(self, analysis: Analysis, topic_id: str) -> bool:
+        """Every content word of the question is one this topic uses."""
         vocabulary = self._vocabulary[topic_id]
-        return bool(analysis.content) and all(self._stem(t) in vocabulary
-                                              for t in analysis.content)
+        return all(t in vocabulary for t in analysis.content)
 
     # ------------------------------------------------------------------ roles
 

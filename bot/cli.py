@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
-import logging
 import sys
 from pathlib import Path
 
+from bot.logs import configure_logging
 from bot.settings import Settings
 
 __all__ = ["main"]
@@ -48,6 +49,15 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         print(render_text(engine.answer(Query(text=" ".join(args.question)))))
         return 0
+    return asyncio.run(_ask_lines(engine, settings))
+
+
+async def _ask_lines(engine, settings: Settings) -> int:  # noqa: ANN001
+    """The batch interface: lines of one session are one conversation, kept in a store."""
+    from bot.core import Query
+    from bot.store import InProcessStore
+
+    store = InProcessStore(context_ttl=settings.match.context_ttl)
     out = sys.stdout
     for n, line in enumerate(sys.stdin, 1):
         if not line.strip():
@@ -58,8 +68,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
                 raise ValueError('each line must be an object with a "text" string')
             session = item.get("session")
             conversation = "" if session is None else f"jsonl:{session}"
-            reply = engine.answer(Query(text=item["text"], conversation=conversation,
-                                        platform="jsonl"))
+            reply = await engine.converse(Query(text=item["text"], conversation=conversation,
+                                                platform="jsonl"), store)
             out.write(json.dumps(_reply_json(reply), ensure_ascii=False) + "\n")
         except (ValueError, TypeError) as exc:
             out.write(json.dumps({"error": f"line {n}: {exc}"}) + "\n")
@@ -126,6 +136,19 @@ def cmd_discord_sync(args: argparse.Namespace, settings: Settings) -> int:
     return sync_commands_cli(settings, guild_id=args.guild)
 
 
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.bench import run_bench
+
+    return run_bench(args)
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.learning import run_report
+
+    return run_report(settings, since=args.since, fmt=args.format, suggestions=args.suggest,
+                      knowledge=args.knowledge)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="careerbot", description="Data scientist or ML engineer? Career answers in chat.")
@@ -153,6 +176,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("platform", choices=["slack", "discord", "all"])
     p.add_argument("--port", type=int, default=None, help="Slack HTTP mode port")
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("bench", help="measure latency, growth, reload, start-up, memory, load")
+    p.add_argument("--quick", action="store_true", help="smaller counts (for a test)")
+    p.add_argument("--json", default="bench-results.json", metavar="PATH",
+                   help="where to write the figures (default: bench-results.json)")
+    p.add_argument("--sections", default="1,2,3,4,5,6",
+                   help="which sections to run, e.g. 1,3,4 (default: all six)")
+    p.add_argument("--requests", type=int, default=None,
+                   help="Slack load: requests to send (default 1000, 100 with --quick)")
+    p.add_argument("--profile", action="store_true",
+                   help="also print cProfile of Engine.answer and Engine.reload")
+    p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("report", help="what people asked that careerbot could not answer")
+    p.add_argument("--since", default="7d",
+                   help="an age (7d, 24h, 2w) or a date (2024-05-01); default 7d")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument("--suggest", action="store_true",
+                   help="YAML example questions to add to topic files, from the clusters")
+    p.set_defaults(func=cmd_report)
     p = sub.add_parser("discord", help="Discord housekeeping")
     dsub = p.add_subparsers(dest="discord_command", required=True)
     d = dsub.add_parser("sync-commands", help="register the slash commands with Discord")
@@ -165,13 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env(dotenv=Path(".env"))
     except ValueError as exc:
         print(f"careerbot: {exc}", file=sys.stderr)
         return 2
+    configure_logging(as_json=settings.log_json, verbose=args.verbose,
+                      secrets=settings.secrets())
     if args.command is None:
         args.func = cmd_chat
     if getattr(args, "knowledge", None) is None:

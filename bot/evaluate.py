@@ -7,7 +7,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.core import Engine, Query
+from bot.core import Engine, Query, Reply
+from bot.core.context import Turn
 
 __all__ = ["EvalResult", "evaluate_files"]
 
@@ -54,9 +55,10 @@ class EvalResult:
 
 
 def _check(engine: Engine, result: EvalResult, item_id: str, text: str,
-           topic: str | None, role: str | None, conversation: str,
-           bucket: list[bool] | None) -> None:
-    reply = engine.answer(Query(text=text, conversation=conversation, platform="eval"))
+           topic: str | None, role: str | None, previous: Turn | None,
+           bucket: list[bool] | None) -> Reply:
+    """Score one message; `previous` is the dialogue's turn so far (None: a fresh start)."""
+    reply = engine.answer(Query(text=text, platform="eval"), previous)
     got_topic = reply.topic if reply.kind in ("answer", "smalltalk") else None
     got_role = reply.role if got_topic else None
     ok = got_topic == topic and (topic is None or got_role == role)
@@ -70,6 +72,7 @@ def _check(engine: Engine, result: EvalResult, item_id: str, text: str,
         result.misses.append({"id": item_id, "text": text, "expected_topic": topic,
                               "expected_role": role, "got_topic": got_topic,
                               "got_role": got_role, "confidence": reply.confidence})
+    return reply
 
 
 def evaluate_files(engine: Engine, paths: list[Path]) -> EvalResult:
@@ -81,12 +84,15 @@ def evaluate_files(engine: Engine, paths: list[Path]) -> EvalResult:
             item = json.loads(line)
             item_id = str(item.get("id", f"{path.name}:{n}"))
             if "turns" in item:
-                conversation = f"eval:{path.name}:{item_id}"
-                engine.context.forget(conversation)
+                # a dialogue is one conversation, played at once: its context is the last
+                # answer's turn, as a store would keep it between messages
+                previous: Turn | None = None
                 for i, turn in enumerate(item["turns"]):
-                    _check(engine, result, f"{item_id}#{i}", turn["text"], turn.get("topic"),
-                           turn.get("role"), conversation, result.followups if i else None)
+                    reply = _check(engine, result, f"{item_id}#{i}", turn["text"],
+                                   turn.get("topic"), turn.get("role"), previous,
+                                   result.followups if i else None)
+                    previous = Turn.of(reply) or previous
             else:
                 _check(engine, result, item_id, item["text"], item.get("topic"),
-                       item.get("role"), "", None)
+                       item.get("role"), None, None)
     return result

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-__all__ = ["MatchSettings", "Settings", "read_dotenv"]
+__all__ = ["LearningSettings", "MatchSettings", "Settings", "read_dotenv"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,33 @@ class MatchSettings:
     max_message_chars: int = 2000
 
 
+@dataclass(frozen=True)
+class LearningSettings:
+    """Learning from use: what careerbot records about questions and votes (bot/learning)."""
+
+    enabled: bool = True
+    #: the SQLite file (created on first use) when REDIS_URL is not set
+    db_path: Path = Path("data/learning.sqlite3")
+    #: key for hashing user and channel ids; empty: generated once and kept with the data
+    hash_key: str = field(default="", repr=False)
+    #: keep the text of declined and unsure questions (else only their topic and score)
+    record_text: bool = True
+    retention_days: float = 90.0
+    #: an answer below this confidence counts as unsure, and its question is kept
+    low_confidence_below: float = 0.4
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"setting {name} must be on or off, got {raw!r}")
+
+
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -37,6 +64,26 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 
 def _ids(env: Mapping[str, str], name: str) -> frozenset[str]:
     return frozenset(x.strip() for x in env.get(name, "").split(",") if x.strip())
+
+
+def _shard_ids(env: Mapping[str, str]) -> tuple[int, ...]:
+    """DISCORD_SHARD_IDS: "0,1" or a range "0-3", each below DISCORD_SHARD_COUNT."""
+    raw = env.get("DISCORD_SHARD_IDS", "").strip()
+    if not raw:
+        return ()
+    count = int(_float(env, "DISCORD_SHARD_COUNT", 1))
+    ids: list[int] = []
+    try:
+        for part in raw.split(","):
+            first, _, last = part.strip().partition("-")
+            ids += range(int(first), int(last or first) + 1)
+    except ValueError:
+        raise ValueError(f"setting DISCORD_SHARD_IDS must be ids like 0,1 or 0-3, "
+                         f"got {raw!r}") from None
+    if not ids or any(not 0 <= i < count for i in ids):
+        raise ValueError(f"setting DISCORD_SHARD_IDS: every id must be from 0 to "
+                         f"DISCORD_SHARD_COUNT - 1 ({count - 1}), got {raw!r}")
+    return tuple(sorted(set(ids)))
 
 
 @dataclass(frozen=True)
@@ -58,7 +105,16 @@ class Settings:
     discord_gateway_url: str = ""
     discord_admin_ids: frozenset[str] = frozenset()
     discord_shard_count: int = 1
+    #: the shards this process runs (all of them when empty)
+    discord_shard_ids: tuple[int, ...] = ()
     log_json: bool = False
+    # Serving: /healthz, /metrics (and Slack's HTTP mode) on one port; SIGTERM's grace
+    host: str = "0.0.0.0"
+    port: int = 3000
+    shutdown_grace: float = 20.0
+    #: Redis shared by replicas (state, learning records); empty: in-process and SQLite
+    redis_url: str = field(default="", repr=False)
+    learning: LearningSettings = field(default_factory=LearningSettings)
 
     @property
     def max_message_chars(self) -> int:
@@ -106,8 +162,37 @@ class Settings:
             discord_gateway_url=merged.get("DISCORD_GATEWAY_URL", ""),
             discord_admin_ids=_ids(merged, "CAREERBOT_DISCORD_ADMINS"),
             discord_shard_count=int(_float(merged, "DISCORD_SHARD_COUNT", 1)),
+            discord_shard_ids=_shard_ids(merged),
+            host=merged.get("CAREERBOT_HOST") or "0.0.0.0",
+            port=int(_float(merged, "CAREERBOT_PORT", 3000)),
+            shutdown_grace=_float(merged, "CAREERBOT_SHUTDOWN_GRACE", 20.0),
             log_json=merged.get("CAREERBOT_LOG_JSON", "").lower() in {"1", "true", "yes"},
+            redis_url=merged.get("REDIS_URL", ""),
+            learning=LearningSettings(
+                enabled=_bool(merged, "CAREERBOT_LEARNING", True),
+                db_path=Path(merged.get("CAREERBOT_LEARNING_DB") or LearningSettings.db_path),
+                hash_key=merged.get("CAREERBOT_HASH_KEY", ""),
+                record_text=_bool(merged, "CAREERBOT_RECORD_QUESTIONS", True),
+                retention_days=_float(merged, "CAREERBOT_RETENTION_DAYS",
+                                      LearningSettings.retention_days),
+                low_confidence_below=_float(merged, "CAREERBOT_LOW_CONFIDENCE_BELOW",
+                                            LearningSettings.low_confidence_below),
+            ),
         )
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value set (the fields kept out of repr), for logs to blank out."""
+        found: list[str] = []
+
+        def walk(obj: object) -> None:
+            for f in fields(obj):  # type: ignore[arg-type]
+                value = getattr(obj, f.name)
+                if hasattr(value, "__dataclass_fields__"):
+                    walk(value)
+                elif not f.repr and isinstance(value, str) and value:
+                    found.append(value)
+        walk(self)
+        return tuple(found)
 
     def __repr__(self) -> str:  # never show secrets, even by accident
         shown = ", ".join(

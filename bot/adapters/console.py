@@ -6,6 +6,7 @@ It speaks the commands the chat platforms do: /compare <aspect>, /topics, /help,
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.core import Engine, Query, Reply
+from bot.core.context import Turn
 from bot.core.models import Comparison, Suggestion
+from bot.store import InProcessStore, Store
 
 __all__ = ["ConsoleChat", "render_text"]
 
@@ -62,22 +65,30 @@ def render_text(reply: Reply, width: int = 88, ansi: bool = False) -> str:
 
 
 class ConsoleChat:
-    """One conversation with the engine. `handle(line)` returns the text to show."""
+    """One conversation with the engine. `await handle(line)` returns the text to show.
+
+    Its follow-up context lives in a store like every front end's (in-process here).
+    """
 
     def __init__(self, engine: Engine, conversation: str = "console",
-                 knowledge_dir: Path | None = None, ansi: bool = False, width: int = 88):
+                 knowledge_dir: Path | None = None, ansi: bool = False, width: int = 88,
+                 store: Store | None = None):
         self.engine = engine
+        self.store = store or InProcessStore(context_ttl=engine.settings.context_ttl)
         self.conversation = conversation
         self.knowledge_dir = knowledge_dir
         self.ansi = ansi
         self.width = width
         self._offered: tuple[Suggestion, ...] = ()
 
-    def reply_for(self, line: str) -> Reply | str:
+    async def reply_for(self, line: str) -> Reply | str:
         line = line.strip()
         if line.isdigit() and 0 < int(line) <= len(self._offered):
             pick = self._offered[int(line) - 1]
-            return self.engine.topic_reply(pick.topic, pick.role)
+            reply = self.engine.topic_reply(pick.topic, pick.role)
+            if (turn := Turn.of(reply)) is not None:
+                await self.store.set_context(self.conversation, turn)
+            return reply
         if line.startswith("/"):
             command, _, rest = line[1:].partition(" ")
             command = command.lower()
@@ -90,10 +101,11 @@ class ConsoleChat:
             if command == "reload":
                 return self.engine.reload(self.knowledge_dir).summary()
             return f"Unknown command /{command}. Try /help, /topics, /compare <aspect>, /reload."
-        return self.engine.answer(Query(text=line, conversation=self.conversation))
+        return await self.engine.converse(Query(text=line, conversation=self.conversation),
+                                          self.store)
 
-    def handle(self, line: str) -> str:
-        reply = self.reply_for(line)
+    async def handle(self, line: str) -> str:
+        reply = await self.reply_for(line)
         if isinstance(reply, str):
             return reply
         self._offered = reply.suggestions
@@ -101,11 +113,15 @@ class ConsoleChat:
 
     def run(self, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
             prompt: str = "you> ") -> int:
+        return asyncio.run(self._run(stdin, stdout, prompt))
+
+    async def _run(self, stdin: TextIO, stdout: TextIO, prompt: str) -> int:
+        # reading the terminal blocks this loop; nothing else runs on it
         interactive = stdin.isatty() and stdout.isatty()
         read: Callable[[str], str]
         if interactive:
             read = _readline_input()
-            stdout.write(self.handle("/help") + "\n\n")
+            stdout.write(await self.handle("/help") + "\n\n")
         else:
             def read(_: str) -> str:
                 line = stdin.readline()
@@ -123,7 +139,7 @@ class ConsoleChat:
                 return 0
             if not line.strip():
                 continue
-            stdout.write(self.handle(line) + "\n\n")
+            stdout.write(await self.handle(line) + "\n\n")
             stdout.flush()
 
 

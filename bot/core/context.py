@@ -1,52 +1,40 @@
-"""Follow-up memory: the last (topic, role) per conversation, forgotten after a while."""
+"""Follow-up memory: what a conversation was last about, and where that is kept.
+
+The engine answers one message at a time from the message and the conversation's
+previous `Turn` (`Engine.answer(query, previous=...)`). Where turns live between
+messages is a `ContextStore`'s business: in this process (`bot.store.InProcessStore`)
+or in Redis, shared by every replica (`bot.store.RedisStore`). Both forget a
+conversation `CAREERBOT_CONTEXT_TTL` seconds after its last answer.
+"""
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-from bot.core.models import Role
+from bot.core.models import Reply, Role
 
 __all__ = ["ContextStore", "Turn"]
 
 
 @dataclass(frozen=True)
 class Turn:
+    """The subject of a conversation's last answer: what a follow-up leans on."""
+
     topic: str
     role: Role
-    at: float
 
-
-class ContextStore:
-    """In-process, bounded (least recently used conversations are dropped first)."""
-
-    def __init__(self, ttl: float, max_conversations: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic):
-        self.ttl = ttl
-        self.max_conversations = max_conversations
-        self._clock = clock
-        self._turns: OrderedDict[str, Turn] = OrderedDict()
-
-    def get(self, conversation: str) -> Turn | None:
-        if not conversation:
+    @classmethod
+    def of(cls, reply: Reply) -> Turn | None:
+        """The turn an answer leaves behind; None for anything that is not an answer."""
+        if reply.kind != "answer" or reply.topic is None:
             return None
-        turn = self._turns.get(conversation)
-        if turn is None:
-            return None
-        if self._clock() - turn.at > self.ttl:
-            del self._turns[conversation]
-            return None
-        return turn
+        return cls(reply.topic, reply.role or "both")
 
-    def remember(self, conversation: str, topic: str, role: Role) -> None:
-        if not conversation:
-            return
-        self._turns[conversation] = Turn(topic, role, self._clock())
-        self._turns.move_to_end(conversation)
-        while len(self._turns) > self.max_conversations:
-            self._turns.popitem(last=False)
 
-    def forget(self, conversation: str) -> None:
-        self._turns.pop(conversation, None)
+class ContextStore(Protocol):
+    """Where conversations' last turns are kept (async: it may be across the network)."""
+
+    async def get_context(self, conversation: str) -> Turn | None: ...
+
+    async def set_context(self, conversation: str, turn: Turn) -> None: ...

@@ -65,12 +65,10 @@ class Engine:
 
     def __init__(self, knowledge: Knowledge | None = None, *,
                  knowledge_dir: str | Path | None = None,
-                 settings: MatchSettings | None = None,
-                 context: ContextStore | None = None):
+                 settings: MatchSettings | None = None):
         self.settings = settings or MatchSettings()
         self._dir = Path(knowledge_dir) if knowledge_dir else None
         self._state = self._build(knowledge or load_knowledge(self._dir))
-        self.context = context or ContextStore(ttl=self.settings.context_ttl)
 
     def _build(self, knowledge: Knowledge) -> _State:
         aspects: list[str] = []
@@ -114,7 +112,11 @@ class Engine:
     def match(self, text: str) -> Match:
         return self._state.matcher.match(text)
 
-    def answer(self, query: Query) -> Reply:
+    def answer(self, query: Query, previous: Turn | None = None) -> Reply:
+        """The reply to one message; `previous` is its conversation's last turn, if any.
+
+        Synchronous and free of I/O: `converse` keeps the conversation around it.
+        """
         state = self._state
         text = query.text.strip()
         if not text:
@@ -122,7 +124,6 @@ class Engine:
         if len(text) > self.settings.max_message_chars:
             return self._too_long(state)
         match = state.matcher.match(text)
-        previous = self.context.get(query.conversation)
         if previous is not None and previous.topic in state.knowledge.topics:
             match = self._continue(state, match, previous)
         if match.topic is None:
@@ -130,8 +131,18 @@ class Engine:
         else:
             reply = self.topic_reply(match.topic, match.role or "both", match.confidence,
                                      state=state, runner_up=self._runner_up(match))
-        if reply.topic is not None and reply.kind == "answer":
-            self.context.remember(query.conversation, reply.topic, reply.role or "both")
+        return reply
+
+    async def converse(self, query: Query, contexts: ContextStore) -> Reply:
+        """`answer` within its conversation: the last turn is read from `contexts` and the
+        new one written back. Every front end that keeps conversations answers through this.
+        """
+        conversation = query.conversation
+        previous = await contexts.get_context(conversation) if conversation else None
+        reply = self.answer(query, previous)
+        turn = Turn.of(reply)
+        if conversation and turn is not None:
+            await contexts.set_context(conversation, turn)
         return reply
 
     def _continue(self, state: _State, match: Match, previous: Turn) -> Match:

@@ -453,7 +453,10 @@ def load_knowledge(directory: str | Path | None = None) -> Knowledge:
 
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.yaml")):
-        digest.update(str(path.relative_to(root)).encode())
+        relative = path.relative_to(root)
+        if any(part.startswith(".") for part in relative.parts):
+            continue  # hidden: e.g. a Kubernetes ConfigMap's ..data/ and dated copies
+        digest.update(str(relative).encode())
         digest.update(path.read_bytes())
     return Knowledge(
         topics=topics,

@@ -38,6 +38,7 @@ with warnings.catch_warnings():
 from bot.adapters.errors import ConfigurationError
 from bot.core import Comparison, ComparisonRow, Engine, Reply
 from bot.core.models import Suggestion
+from bot.logs import user_ref
 from bot.settings import Settings
 from tests.fakes.discord import EPHEMERAL, FakeDiscord, Request
 
@@ -276,8 +277,10 @@ async def test_reload_is_for_admins_by_user_or_role(bot: FakeDiscord,
         assert report.body["flags"] & EPHEMERAL
 
     logged = [r.getMessage() for r in caplog.records if "reload" in r.getMessage()]
-    assert f"reload refused: user {D.USER_ID} in guild {D.GUILD_ID}" in logged[0]
-    assert f"reload by user {D.ADMIN_ID} in guild {D.GUILD_ID}" in logged[1]
+    assert (f"reload refused: user {user_ref('discord', D.USER_ID)} in guild {D.GUILD_ID}"
+            in logged[0])
+    assert f"reload by user {user_ref('discord', D.ADMIN_ID)} in guild {D.GUILD_ID}" in logged[1]
+    assert not any(str(D.USER_ID) in line or str(D.ADMIN_ID) in line for line in logged)
     assert len(logged) == 3
 
 
@@ -354,6 +357,32 @@ async def test_sharded_client_identifies_each_shard(discord: FakeDiscord, engine
         assert reply.body["embeds"][0]["title"] == "Salary and compensation: ML engineer"
 
 
+async def test_a_process_runs_only_the_shards_it_is_given(discord: FakeDiscord, engine: Engine):
+    """DISCORD_SHARD_IDS: this process identifies its shards only; others run the rest."""
+    count = 3
+    mine = (D.GUILD_ID >> 22) % count  # the shard Discord routes our server's events to
+    settings = replace(Settings.from_env(env={"DISCORD_SHARD_COUNT": str(count),
+                                              "DISCORD_SHARD_IDS": str(mine)}),
+                       discord_token=TOKEN, discord_api_url=discord.api_url,
+                       discord_gateway_url=discord.gateway_url, discord_admin_ids=ADMINS)
+    assert settings.discord_shard_ids == (mine,)
+    async with serving(engine, settings, discord):
+        assert [i["shard"] for i in discord.identifies] == [[mine, count]]
+        reply = await discord.post_message(discord.message("what do MLEs earn?"))
+        assert reply.body["embeds"][0]["title"] == "Salary and compensation: ML engineer"
+
+
+@pytest.mark.parametrize("env, complaint", [
+    ({"DISCORD_SHARD_COUNT": "2", "DISCORD_SHARD_IDS": "2"}, "from 0 to DISCORD_SHARD_COUNT"),
+    ({"DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": "one"}, "ids like 0,1 or 0-3"),
+])
+def test_shard_ids_are_checked(env: dict[str, str], complaint: str):
+    with pytest.raises(ValueError, match=complaint):
+        Settings.from_env(env=env)
+    assert Settings.from_env(env={"DISCORD_SHARD_COUNT": "8",
+                                  "DISCORD_SHARD_IDS": "0-2,5"}).discord_shard_ids == (0, 1, 2, 5)
+
+
 async def test_gateway_is_compressed_and_needs_no_privileged_intent(bot: FakeDiscord):
     [identify] = bot.identifies
     assert bot.compression == ["zlib-stream"]
@@ -388,12 +417,14 @@ async def test_wrong_or_missing_token_is_a_clear_configuration_error(discord: Fa
 
 async def test_sync_commands_to_a_guild_and_globally(discord: FakeDiscord):
     synced = await sync_commands(settings_for(discord), guild_id=D.GUILD_ID)
-    assert [c.name for c in synced] == ["ask", "compare", "topics", "help", "reload"]
+    assert [c.name for c in synced] == ["ask", "compare", "topics", "help", "reload", "stats"]
     put = await discord.wait_for(
         lambda r: r.path == f"/applications/{D.APP_ID}/guilds/{D.GUILD_ID}/commands")
     commands = {c["name"]: c for c in put.body}
     assert int(commands["reload"]["default_member_permissions"]) == 32  # Manage Server
     assert commands["reload"]["contexts"] == [0]  # servers only
+    assert int(commands["stats"]["default_member_permissions"]) == 32
+    assert commands["stats"]["contexts"] == [0]
     [aspect] = commands["compare"]["options"]
     assert aspect["autocomplete"] is True
     assert commands["ask"]["options"][0]["required"] is True
@@ -411,7 +442,8 @@ async def careerbot(fake: FakeDiscord, cwd: Path, *args: str, token: str = TOKEN
     `cwd` is an empty directory, so no developer's .env is read.
     """
     env = {**os.environ, "DISCORD_TOKEN": token, "DISCORD_API_URL": fake.api_url,
-           "DISCORD_GATEWAY_URL": fake.gateway_url}
+           "DISCORD_GATEWAY_URL": fake.gateway_url,
+           "CAREERBOT_HOST": "127.0.0.1", "CAREERBOT_PORT": "0"}  # /healthz: loopback, ephemeral
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", *args, cwd=cwd, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -431,7 +463,7 @@ async def test_cli_sync_commands(discord: FakeDiscord, tmp_path: Path):
     code, out, err = await careerbot(discord, tmp_path, "discord", "sync-commands", "--guild",
                                      str(D.GUILD_ID))
     assert code == 0, err
-    assert out.startswith(f"Registered 5 commands to server {D.GUILD_ID}")
+    assert out.startswith(f"Registered 6 commands to server {D.GUILD_ID}")
 
     code, out, err = await careerbot(discord, tmp_path, "discord", "sync-commands", "--guild",
                                      "1234")
@@ -445,7 +477,8 @@ async def test_serve_process_end_to_end(discord: FakeDiscord, tmp_path: Path):
         callback = await discord.interact(discord.slash("ask", question="what do MLEs earn?"))
         assert data(callback)["embeds"][0]["title"] == "Salary and compensation: ML engineer"
 
-    await careerbot(discord, tmp_path, "serve", "discord", until=ask)
+    code, _, err = await careerbot(discord, tmp_path, "serve", "discord", until=ask)
+    assert code == 0 and "stopped cleanly" in err  # SIGTERM: finish, then exit
 
 
 async def test_serve_with_a_wrong_token_exits_with_a_clear_message(discord: FakeDiscord,

@@ -30,6 +30,8 @@ from bot.adapters.slack.app import EVENTS_PATH, HEALTH_PATH, build_app, run_slac
 from bot.adapters.slack.render import MAX_BLOCKS, MAX_FALLBACK, MAX_SECTION, escape, render
 from bot.core import Engine, Knowledge, Reply
 from bot.core.models import Comparison, ComparisonRow, Suggestion
+from bot.logs import user_ref
+from bot.ops import LIVE_QUERY, METRICS_PATH
 from bot.settings import MatchSettings, Settings
 from tests.fakes.slack import BOT_ID, BOT_USER, TEAM, Call, FakeSlack
 
@@ -250,9 +252,9 @@ async def test_retried_event_is_answered_once(peer: Peer, slack: FakeSlack) -> N
     await slack.wait_for("chat.postMessage")
     assert await peer.event(event, event_id="EvSAME", retry=1) == 200
     assert await peer.event(event, event_id="EvSAME", retry=2) == 200
-    await peer.mention("what about skills?")  # the marker: the next answer is this one
+    marker = await peer.mention("what do data scientists earn?")  # the next answer is this
     calls = await slack.wait_for("chat.postMessage", 2)
-    assert len(calls) == 2 and header(calls[1]).startswith("Skills")
+    assert [c["thread_ts"] for c in calls] == [event["ts"], marker]
 
 
 async def test_user_text_never_pings(peer: Peer, slack: FakeSlack) -> None:
@@ -373,8 +375,9 @@ async def test_feedback_buttons_are_logged(peer: Peer, slack: FakeSlack,
         [thanks] = await slack.responses(key)
         assert thanks["response_type"] == "ephemeral" and "Thanks" in thanks["text"]
     votes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("feedback")]
-    assert votes == [f"feedback: {v} on mlops:both from user {USER} (team {TEAM})"
-                     for v in ("helpful", "not_helpful")]
+    assert votes == [f"feedback: {v} on mlops:both from user {user_ref('slack', USER)} "
+                     f"(team {TEAM})" for v in ("helpful", "not_helpful")]
+    assert USER not in caplog.text  # never a raw user id
 
 
 # ---------------------------------------------------------------------- reload
@@ -401,7 +404,8 @@ async def test_admin_reload_reports_what_changed(knowledge_copy: Path, settings:
     assert f"{old} → {engine.version}" in call["text"] and "edited: salary" in call["text"]
     assert header(answer) == "Data scientist vs ML engineer: Salary and pay"
     [logged] = [r for r in caplog.records if "reload" in r.getMessage()]
-    assert f"user {ADMIN} (team {TEAM}) at 20" in logged.getMessage()
+    assert f"user {user_ref('slack', ADMIN)} (team {TEAM}) at 20" in logged.getMessage()
+    assert ADMIN not in logged.getMessage()
     assert "edited: salary" in logged.getMessage()
 
 
@@ -422,7 +426,7 @@ async def test_reload_is_for_admins_only(engine: Engine, settings: Settings, sla
     assert ("only careerbot's admins" not in call["text"]) is allowed
     assert [c["user"] for c in slack.of("users.info")] == ([user] if workspace_admins else [])
     [logged] = [r.getMessage() for r in caplog.records if "reload" in r.getMessage()]
-    assert f"user {user} (team {TEAM})" in logged
+    assert f"user {user_ref('slack', user)} (team {TEAM})" in logged and user not in logged
     assert ("refused" in logged) is not allowed
 
 
@@ -460,9 +464,26 @@ async def test_unsigned_or_stale_requests_are_rejected(peer: Peer, slack: FakeSl
     assert slack.calls == []
 
 
-async def test_healthz(peer: Peer) -> None:
+async def test_healthz_and_metrics(peer: Peer, slack: FakeSlack, engine: Engine) -> None:
     async with asyncio.timeout(WAIT), peer.session.get(peer.url + HEALTH_PATH) as got:
-        assert (got.status, await got.json()) == (200, {"ok": True})
+        health = await got.json()
+    assert got.status == 200 and health["ok"] and health["ready"]
+    assert health["version"] == engine.version and health["topics"] == len(engine.knowledge.topics)
+    async with asyncio.timeout(WAIT), peer.session.get(
+            f"{peer.url}{HEALTH_PATH}?{LIVE_QUERY}") as got:
+        assert got.status == 200 and (await got.json())["live"]
+
+    await peer.mention("how much does an ML engineer earn?")
+    await peer.mention("what is the capital of Peru?")
+    await slack.wait_for("chat.postMessage", 2)
+    async with asyncio.timeout(WAIT), peer.session.get(peer.url + METRICS_PATH) as got:
+        assert got.status == 200 and got.content_type == "text/plain"
+        metrics = await got.text()
+    assert 'careerbot_questions_total{platform="slack"} 2.0' in metrics
+    assert 'careerbot_answers_total{platform="slack",topic="salary"} 1.0' in metrics
+    assert 'careerbot_declines_total{platform="slack"} 1.0' in metrics
+    assert 'careerbot_answer_seconds_count{platform="slack"} 2.0' in metrics
+    assert f'careerbot_knowledge_info{{version="{engine.version}"}} 1.0' in metrics
 
 
 # ---------------------------------------------------------------------- Socket Mode
@@ -507,7 +528,8 @@ async def test_the_careerbot_process_serves_slack(slack: FakeSlack, tmp_path: Pa
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SLACK_", "DISCORD_", "CAREERBOT_"))}
     env |= {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_APP_TOKEN": slack.app_token,
-            "SLACK_API_URL": slack.api_url, "PYTHONPATH": str(ROOT)}
+            "SLACK_API_URL": slack.api_url, "PYTHONPATH": str(ROOT),
+            "CAREERBOT_HOST": "127.0.0.1", "CAREERBOT_PORT": "0"}  # loopback, ephemeral
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "serve", "slack", cwd=tmp_path, env=env,  # no .env there
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import threading
+import weakref
 
 from bot.core import Engine, Query
-from bot.core.context import ContextStore
+from bot.core.context import Turn
+from bot.store import InProcessStore
+
+# each engine (a fresh one per test) keeps its conversations in a store of its own
+_stores: weakref.WeakKeyDictionary[Engine, InProcessStore] = weakref.WeakKeyDictionary()
 
 
-def ask(engine, text, conversation="c1"):
-    reply = engine.answer(Query(text=text, conversation=conversation))
+def ask(engine, text, conversation="c1", store=None):
+    """One message in a conversation, through the store as every front end does."""
+    store = store or _stores.setdefault(engine, InProcessStore())
+    reply = asyncio.run(engine.converse(Query(text=text, conversation=conversation), store))
     return reply.topic if reply.kind in ("answer", "smalltalk") else None, reply.role
 
 
@@ -42,12 +50,23 @@ def test_conversations_do_not_share_context(engine):
     assert ask(engine, "how about for MLEs", "b")[0] != "salary"
 
 
-def test_context_expires(knowledge):
+def test_context_expires(engine):
     now = [0.0]
-    engine = Engine(knowledge, context=ContextStore(ttl=60, clock=lambda: now[0]))
-    ask(engine, "what do data scientists earn?")
-    now[0] = 61
-    assert ask(engine, "how about for MLEs")[0] != "salary"
+    store = InProcessStore(context_ttl=60, clock=lambda: now[0])
+    ask(engine, "what do data scientists earn?", store=store)
+    now[0] = 59
+    assert ask(engine, "how about for MLEs", store=store)[0] == "salary"
+    now[0] = 59 + 61
+    assert ask(engine, "and for data scientists?", store=store)[0] != "salary"
+
+
+def test_the_engine_itself_keeps_no_conversation(engine):
+    """`answer` is pure: the same message gets the same reply unless given a turn."""
+    first = engine.answer(Query(text="what do data scientists earn?", conversation="c"))
+    alone = engine.answer(Query(text="how about for MLEs", conversation="c"))
+    assert alone.topic != "salary"
+    followed = engine.answer(Query(text="how about for MLEs"), Turn.of(first))
+    assert (followed.topic, followed.role) == ("salary", "ml_engineer")
 
 
 def test_replies_cite_their_articles_and_offer_follow_ups(engine):
@@ -125,9 +144,10 @@ def test_reload_is_atomic_under_concurrent_answers(engine, knowledge_copy):
 
 
 def test_the_core_never_imports_a_platform_sdk():
-    code = ("import sys, bot.core, bot.cli; "
+    code = ("import sys, bot.core, bot.cli, bot.store; "
             "bad = [m for m in sys.modules if m.split('.')[0] in "
-            "('slack_bolt', 'slack_sdk', 'discord', 'aiohttp')]; print(bad)")
+            "('slack_bolt', 'slack_sdk', 'discord', 'aiohttp', 'redis', 'prometheus_client')]; "
+            "print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"

@@ -171,7 +171,7 @@ class FakeDiscord:
 
     async def dispatch(self, event: str, data: Json) -> None:
         """Send an event on the connection of the shard its server belongs to (DMs: shard 0)."""
-        count = self._sessions[0].shard[1]
+        count = next(iter(self._sessions.values())).shard[1]  # any shard knows the count
         shard = (int(data["guild_id"]) >> 22) % count if "guild_id" in data else 0
         await self._sessions[shard].send({"op": 0, "t": event, "d": data})
 

@@ -51,6 +51,9 @@ class FakeSlack:
 
     def __post_init__(self) -> None:
         self._changed = asyncio.Condition()
+        #: chat.postMessage waits for this (set: no wait); clear it to hold answers in flight
+        self.open = asyncio.Event()
+        self.open.set()
         self._ts = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
         self._runner: web.AppRunner | None = None
@@ -131,6 +134,8 @@ class FakeSlack:
                 args[key] = json.loads(args[key])
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         await self._record(Call(method, args, token))
+        if method == "chat.postMessage":
+            await self.open.wait()
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
         if token != expected:
             return web.json_response({"ok": False, "error": "invalid_auth"})

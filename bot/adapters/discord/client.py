@@ -31,7 +31,9 @@ from bot.adapters.discord.render import (
 from bot.adapters.errors import ConfigurationError
 from bot.core import Engine, Query, Reply
 from bot.core.models import Role
-from bot.core.ratelimit import RateLimiter
+from bot.learning import Recorder
+from bot.logs import user_ref
+from bot.runtime import Runtime
 from bot.settings import Settings
 
 __all__ = [
@@ -81,17 +83,23 @@ def _conversation(channel_id: int | None, user_id: int) -> str:
 class CareerBot(discord.Client):
     """Holds the engine and translates Discord events to queries and replies to messages."""
 
-    def __init__(self, engine: Engine, settings: Settings, **options: Any):
+    def __init__(self, engine: Engine, settings: Settings, recorder: Recorder | None = None,
+                 runtime: Runtime | None = None, **options: Any):
         super().__init__(intents=_intents(), allowed_mentions=NO_MENTIONS, **options)
         self.engine = engine
         self.settings = settings
-        self.cooldown = RateLimiter(settings.rate_limit_per_minute)
-        self.tree = app_commands.CommandTree(self)
+        self.recorder = recorder or Recorder.off()  # learning from use
+        self.rt = runtime or Runtime(engine, settings)  # shared state, metrics, health
+        self.tree = _Tree(self)
         _add_commands(self.tree)
         self.tree.error(self._on_command_error)
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(FollowUpButton, VoteButton)
+
+    async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
+        self.rt.metrics.errors.labels("discord").inc()
+        log.exception("Discord event %s failed", event_method)
 
     # ------------------------------------------------------------------ mentions and DMs
 
@@ -101,12 +109,14 @@ class CareerBot(discord.Client):
             return
         if not isinstance(message.channel, discord.DMChannel) and me not in message.mentions:
             return
+        self.rt.track()
         text = _MENTION.sub(" ", message.content).strip()  # an empty mention gets the help
-        notice = self.cooling_down(message.author)
+        notice = await self.cooling_down(message.author)
+        reply = None
         if notice is not None:
             pages = render_text(notice)
         else:
-            reply = self.engine.answer(Query(
+            reply = await self.rt.ask(Query(
                 text, _conversation(message.channel.id, message.author.id),
                 user=str(message.author.id), platform="discord"))
             pages = render(reply)
@@ -118,23 +128,26 @@ class CareerBot(discord.Client):
                 await message.channel.send(**page.kwargs())
         except discord.Forbidden:
             log.warning("no permission to reply in channel %s", message.channel.id)
+        if reply is not None:
+            self.recorder.question(reply, text=text, platform="discord",
+                                   user=str(message.author.id), channel=str(message.channel.id))
 
     # ------------------------------------------------------------------ interactions
 
-    def cooling_down(self, user: discord.abc.User) -> str | None:
-        """A friendly notice if `user` asks faster than the per-minute limit, else None.
+    async def cooling_down(self, user: discord.abc.User) -> str | None:
+        """A friendly notice if `user` asks faster than the per-minute limit (counted
+        across replicas), else None.
 
         (Too-long questions are the engine's to answer: it asks for a shorter one.)
         """
-        key = str(user.id)
-        if self.cooldown.allow(key):
+        wait = math.ceil(await self.rt.retry_after("discord", str(user.id)))
+        if not wait:
             return None
-        wait = max(1, math.ceil(self.cooldown.retry_after(key)))
         return f"You're asking faster than I can answer: please try again in {wait}s."
 
     async def refused(self, interaction: discord.Interaction) -> bool:
         """Answer with an ephemeral notice while `interaction.user` cools down."""
-        notice = self.cooling_down(interaction.user)
+        notice = await self.cooling_down(interaction.user)
         if notice is not None:
             await _respond(interaction, render_text(notice), ephemeral=True)
         return notice is not None
@@ -143,11 +156,9 @@ class CareerBot(discord.Client):
         return Query(text, _conversation(interaction.channel_id, interaction.user.id),
                      user=str(interaction.user.id), platform="discord")
 
-    def remember(self, interaction: discord.Interaction, reply: Reply) -> None:
+    async def remember(self, interaction: discord.Interaction, reply: Reply) -> None:
         """Answers not from `Engine.answer` (compare, buttons) still set follow-up context."""
-        if reply.kind == "answer" and reply.topic is not None:
-            conversation = _conversation(interaction.channel_id, interaction.user.id)
-            self.engine.context.remember(conversation, reply.topic, reply.role or "both")
+        await self.rt.remember(_conversation(interaction.channel_id, interaction.user.id), reply)
 
     def is_admin(self, user: discord.User | discord.Member) -> bool:
         """Listed in CAREERBOT_DISCORD_ADMINS by user id or by one of the member's roles."""
@@ -156,6 +167,7 @@ class CareerBot(discord.Client):
 
     async def answer_follow_up(self, interaction: discord.Interaction, topic: str,
                                role: Role) -> None:
+        self.rt.track()
         if await self.refused(interaction):
             return
         if topic not in self.engine.knowledge.topics:  # removed by a reload since
@@ -163,20 +175,26 @@ class CareerBot(discord.Client):
                 "That suggestion is out of date: please ask me again."), ephemeral=True)
             return
         reply = self.engine.topic_reply(topic, role)
-        self.remember(interaction, reply)
+        await self.remember(interaction, reply)
         ephemeral = interaction.message is not None and interaction.message.flags.ephemeral
         await _respond(interaction, render(reply), ephemeral=ephemeral)
 
     async def record_vote(self, interaction: discord.Interaction, topic: str, role: Role,
                           helpful: bool) -> None:
+        self.rt.track()
         log.info("vote %s: topic=%s role=%s user=%s channel=%s",
-                 "helpful" if helpful else "not helpful", topic, role, interaction.user.id,
-                 interaction.channel_id)
+                 "helpful" if helpful else "not helpful", topic, role,
+                 user_ref("discord", interaction.user.id), interaction.channel_id)
+        await self.rt.vote("discord", topic, role, helpful)
         await _respond(interaction, render_text("Thanks for the feedback!"), ephemeral=True)
+        self.recorder.vote(platform="discord", user=str(interaction.user.id),
+                           channel=str(interaction.channel_id or ""), topic=topic, role=role,
+                           helpful=helpful)
 
     async def _on_command_error(self, interaction: discord.Interaction,
                                 error: app_commands.AppCommandError) -> None:
         name = interaction.command.name if interaction.command else "?"
+        self.rt.metrics.errors.labels("discord").inc()
         log.error("/%s failed", name, exc_info=error)
         if not interaction.response.is_done():
             await _respond(interaction, render_text("Sorry, something went wrong on my side."),
@@ -184,13 +202,24 @@ class CareerBot(discord.Client):
 
 
 class ShardedCareerBot(CareerBot, discord.AutoShardedClient):
-    """The same bot over several gateway connections (DISCORD_SHARD_COUNT > 1)."""
+    """The same bot over several gateway connections (DISCORD_SHARD_COUNT > 1): all of
+    them, or the DISCORD_SHARD_IDS this process runs while other processes run the rest."""
 
 
-def create_client(engine: Engine, settings: Settings) -> CareerBot:
+class _Tree(app_commands.CommandTree[CareerBot]):
+    async def interaction_check(self, interaction: discord.Interaction[CareerBot]) -> bool:
+        """Every command and autocomplete counts as in flight until it ends."""
+        self.client.rt.track()
+        return True
+
+
+def create_client(engine: Engine, settings: Settings, recorder: Recorder | None = None, *,
+                  runtime: Runtime | None = None) -> CareerBot:
     if settings.discord_shard_count > 1:
-        return ShardedCareerBot(engine, settings, shard_count=settings.discord_shard_count)
-    return CareerBot(engine, settings)
+        return ShardedCareerBot(engine, settings, recorder, runtime,
+                                shard_count=settings.discord_shard_count,
+                                shard_ids=list(settings.discord_shard_ids) or None)
+    return CareerBot(engine, settings, recorder, runtime)
 
 
 async def _respond(interaction: discord.Interaction, pages: list[Page], *,
@@ -214,7 +243,10 @@ async def ask(interaction: Interaction, question: str) -> None:
     bot = interaction.client
     if await bot.refused(interaction):
         return
-    await _respond(interaction, render(bot.engine.answer(bot.query(interaction, question))))
+    reply = await bot.rt.ask(bot.query(interaction, question))
+    await _respond(interaction, render(reply))
+    bot.recorder.question(reply, text=question, platform="discord",
+                          user=str(interaction.user.id), channel=str(interaction.channel_id or ""))
 
 
 @app_commands.command(description="Data scientist vs ML engineer, side by side")
@@ -224,7 +256,7 @@ async def compare(interaction: Interaction, aspect: str) -> None:
     if await bot.refused(interaction):
         return
     reply = bot.engine.compare(aspect)
-    bot.remember(interaction, reply)
+    await bot.remember(interaction, reply)
     await _respond(interaction, render(reply))
 
 
@@ -250,7 +282,7 @@ async def help_(interaction: Interaction) -> None:
 @app_commands.guild_only()
 async def reload(interaction: Interaction) -> None:
     bot = interaction.client
-    who = (f"user {interaction.user.id} in guild {interaction.guild_id} "
+    who = (f"user {user_ref('discord', interaction.user.id)} in guild {interaction.guild_id} "
            f"channel {interaction.channel_id}")
     if not bot.is_admin(interaction.user):
         log.warning("reload refused: %s is not a careerbot admin", who)
@@ -259,15 +291,31 @@ async def reload(interaction: Interaction) -> None:
             "(their user or role ids are listed in CAREERBOT_DISCORD_ADMINS)."), ephemeral=True)
         return
     await interaction.response.defer(ephemeral=True, thinking=True)
-    report = bot.engine.reload()
-    log.log(logging.INFO if report.ok else logging.WARNING, "reload by %s: %s", who,
-            report.summary())
-    await _respond(interaction, render_text(report.summary()), ephemeral=True)
+    outcome = await bot.rt.reload()
+    log.log(logging.INFO if outcome.ok else logging.WARNING, "reload by %s: %s", who,
+            outcome.summary())
+    await _respond(interaction, render_text(outcome.summary()), ephemeral=True)
+
+
+@app_commands.command(description="Unanswered questions and votes, last 7 days (careerbot admins)")
+@app_commands.default_permissions(manage_guild=True)
+@app_commands.guild_only()
+async def stats(interaction: Interaction) -> None:
+    bot = interaction.client
+    if not bot.is_admin(interaction.user):
+        log.warning("stats refused: user %s in guild %s is not a careerbot admin",
+                    user_ref("discord", interaction.user.id), interaction.guild_id)
+        await _respond(interaction, render_text(
+            "Only careerbot admins can see its stats "
+            "(their user or role ids are listed in CAREERBOT_DISCORD_ADMINS)."), ephemeral=True)
+        return
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    await _respond(interaction, render(await bot.recorder.stats()), ephemeral=True)
 
 
 def _add_commands(tree: app_commands.CommandTree[Any]) -> None:
     commands: tuple[app_commands.Command[Any, ..., None], ...] = (
-        ask, compare, topics, help_, reload)
+        ask, compare, topics, help_, reload, stats)
     for command in commands:
         tree.add_command(command)
 
@@ -280,11 +328,14 @@ def _check_token(settings: Settings) -> None:
         raise ConfigurationError(_NO_TOKEN)
 
 
-async def run_discord(engine: Engine, settings: Settings) -> None:
+async def run_discord(engine: Engine, settings: Settings, recorder: Recorder | None = None,
+                      *, runtime: Runtime | None = None) -> None:
     """Serve Discord until cancelled; a missing or rejected token raises ConfigurationError."""
     _check_token(settings)
     use_endpoints(settings)
-    async with create_client(engine, settings) as client:
+    async with create_client(engine, settings, recorder, runtime=runtime) as client:
+        # ready (for /healthz) once every shard this process runs is connected
+        client.rt.set_platform("discord", lambda: client.is_ready() and not client.is_closed())
         try:
             await client.start(settings.discord_token)
         except discord.LoginFailure:

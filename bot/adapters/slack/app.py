@@ -1,17 +1,19 @@
 """careerbot on Slack: slack-bolt's AsyncApp wired around `Engine.answer(Query) -> Reply`.
 
 Socket Mode when SLACK_APP_TOKEN is set; otherwise HTTP mode, with Slack's
-requests on POST /slack/events (signature checked by bolt) and GET /healthz.
-Every handler acks first (bolt acks events itself), then answers.
+requests on POST /slack/events (signature checked by bolt), beside GET /healthz
+and GET /metrics. Every handler acks first (bolt acks events itself), then answers.
+Shared state (follow-up context, rate limits, seen event ids, votes) goes through
+the process's `Runtime`, so any number of HTTP-mode replicas can share the work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import re
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -37,7 +39,10 @@ from bot.adapters.slack.render import (
 )
 from bot.core import Engine, Query, Reply
 from bot.core.models import Role
-from bot.core.ratelimit import RateLimiter
+from bot.learning import Recorder
+from bot.logs import user_ref
+from bot.ops import HEALTH_PATH, start_server
+from bot.runtime import Runtime
 from bot.settings import Settings
 
 __all__ = ["EVENTS_PATH", "HEALTH_PATH", "build_app", "run_slack", "start_http"]
@@ -45,26 +50,9 @@ __all__ = ["EVENTS_PATH", "HEALTH_PATH", "build_app", "run_slack", "start_http"]
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-HEALTH_PATH = "/healthz"
 _UNREACHABLE = ("not_in_channel", "channel_not_found")
 
 Body = dict[str, Any]
-
-
-class _Recent:
-    """The last `size` keys seen; `add` says whether a key is new."""
-
-    def __init__(self, size: int = 10_000):
-        self.size = size
-        self._keys: OrderedDict[str, None] = OrderedDict()
-
-    def add(self, key: str) -> bool:
-        if key in self._keys:
-            return False
-        self._keys[key] = None
-        if len(self._keys) > self.size:
-            self._keys.popitem(last=False)
-        return True
 
 
 def _unescape(text: str) -> str:
@@ -94,21 +82,36 @@ def _now() -> str:
 class _Careerbot:
     """The listeners. Each acks first, asks the engine, then sends what `render` made."""
 
-    def __init__(self, engine: Engine, settings: Settings):
+    def __init__(self, engine: Engine, settings: Settings, recorder: Recorder | None = None,
+                 runtime: Runtime | None = None):
         self.engine = engine
         self.settings = settings
-        self.limiter = RateLimiter(settings.rate_limit_per_minute)
-        self.seen = _Recent()
+        self.recorder = recorder or Recorder.off()
+        self.rt = runtime or Runtime(engine, settings)
 
     def register(self, app: AsyncApp) -> None:
         app.middleware(self.dedupe)
-        app.event("app_mention")(self.on_mention)
-        app.event("message")(self.on_message)
-        app.command(self.settings.slack_command)(self.on_command)
-        app.action(SHARE)(self.on_share)
-        app.action(re.compile(rf"^{FOLLOWUP}_\d+$"))(self.on_followup)
-        app.action(re.compile(rf"^{FEEDBACK}_"))(self.on_feedback)
-        app.action(PICK_ASPECT)(self.on_pick_aspect)
+        app.event("app_mention")(self._tracked(self.on_mention))
+        app.event("message")(self._tracked(self.on_message))
+        app.command(self.settings.slack_command)(self._tracked(self.on_command))
+        app.action(SHARE)(self._tracked(self.on_share))
+        app.action(re.compile(rf"^{FOLLOWUP}_\d+$"))(self._tracked(self.on_followup))
+        app.action(re.compile(rf"^{FEEDBACK}_"))(self._tracked(self.on_feedback))
+        app.action(PICK_ASPECT)(self._tracked(self.on_pick_aspect))
+        app.error(self.on_error)
+
+    def _tracked(self, listener: Callable[..., Awaitable[None]]
+                 ) -> Callable[..., Awaitable[None]]:
+        """`listener`, counted in flight while it runs (bolt still sees its arguments)."""
+        @functools.wraps(listener)
+        async def tracked(**kwargs: Any) -> None:
+            self.rt.track()
+            await listener(**kwargs)
+        return tracked
+
+    async def on_error(self, error: Exception) -> None:
+        self.rt.metrics.errors.labels("slack").inc()
+        log.error("a Slack listener failed: %s", type(error).__name__, exc_info=error)
 
     def _render(self, reply: Reply, *, share: str | None = None,
                 aspects: list[str] | None = None) -> SlackMessage:
@@ -121,7 +124,7 @@ class _Careerbot:
                      next_: Callable[[], Awaitable[None]]) -> BoltResponse | None:
         """Slack retries events it thinks were missed: answer each event id once."""
         event_id = body.get("event_id")
-        if event_id and not self.seen.add(event_id):
+        if event_id and not await self.rt.first_time(f"slack:event:{event_id}"):
             retry = request.headers.get("x-slack-retry-num", ["?"])[0]
             log.info("event %s already handled; ignoring Slack's retry %s", event_id, retry)
             return BoltResponse(status=200, body="")
@@ -130,17 +133,16 @@ class _Careerbot:
 
     # ------------------------------------------------------------------ questions
 
-    def _slow_down(self, team: str, user: str) -> str | None:
-        """The per-user rate limit: None to go ahead, else what to tell the asker."""
-        key = f"{team}:{user}"
-        if self.limiter.allow(key):
+    async def _slow_down(self, team: str, user: str) -> str | None:
+        """The per-user rate limit (across replicas): None to go ahead, else what to say."""
+        wait = await self.rt.retry_after("slack", f"{team}:{user}")
+        if not wait:
             return None
-        wait = math.ceil(self.limiter.retry_after(key)) or 1
-        return f"Slow down a little, please: you can ask again in {wait} seconds."
+        return f"Slow down a little, please: you can ask again in {math.ceil(wait)} seconds."
 
-    def _answer(self, text: str, user: str, conversation: str) -> Reply:
-        return self.engine.answer(Query(text=text, conversation=conversation, user=user,
-                                        platform="slack"))
+    async def _answer(self, text: str, user: str, conversation: str) -> Reply:
+        return await self.rt.ask(Query(text=text, conversation=conversation, user=user,
+                                       platform="slack"))
 
     async def on_mention(self, event: Body, context: AsyncBoltContext,
                          client: AsyncWebClient) -> None:
@@ -157,12 +159,13 @@ class _Careerbot:
             return
         team, channel, user = context.team_id or "", event["channel"], event["user"]
         text = _question(event.get("text") or "", context.bot_user_id)
-        if refusal := self._slow_down(team, user):
+        if refusal := await self._slow_down(team, user):
             await client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread,
                                             **notice(refusal))
             return
-        reply = self._answer(text, user, _conversation(team, channel, thread))
+        reply = await self._answer(text, user, _conversation(team, channel, thread))
         await client.chat_postMessage(channel=channel, thread_ts=thread, **self._render(reply))
+        self.recorder.question(reply, text=text, platform="slack", user=user, channel=channel)
 
     # ------------------------------------------------------------------ /careerbot
 
@@ -172,20 +175,26 @@ class _Careerbot:
         team, channel, user = command.get("team_id", ""), command["channel_id"], command["user_id"]
         text = _unescape(command.get("text") or "").strip()
         word, _, rest = text.partition(" ")
+        asked: Reply | None = None
         if text.lower() in ("", "help"):
             message = self._render(self.engine.help())
         elif text.lower() == "topics":
             message = self._render(self.engine.topics())
         elif text.lower() == "reload":
             message = await self._reload(client, team, user)
+        elif text.lower() == "stats":
+            message = await self._stats(client, team, user)
         elif word.lower() == "compare":
             message = self._compare(rest)
-        elif refusal := self._slow_down(team, user):
+        elif refusal := await self._slow_down(team, user):
             message = notice(refusal)
         else:
-            reply = self._answer(text, user, _conversation(team, channel, user))
+            reply = asked = await self._answer(text, user, _conversation(team, channel, user))
             message = self._render(reply, share=_share_value(reply))
         await respond(response_type="ephemeral", **message)
+        if asked is not None:
+            self.recorder.question(asked, text=text, platform="slack", user=user,
+                                   channel=channel)
 
     def _compare(self, aspect: str) -> SlackMessage:
         reply = self.engine.compare(aspect)
@@ -194,15 +203,22 @@ class _Careerbot:
         return self._render(reply, share=f"compare:{reply.comparison.aspect}")
 
     async def _reload(self, client: AsyncWebClient, team: str, user: str) -> SlackMessage:
-        who = f"user {user} (team {team}) at {_now()}"
+        who = f"user {user_ref('slack', user)} (team {team}) at {_now()}"
         if not await self._is_admin(client, user):
             log.warning("knowledge reload by %s refused: not an admin", who)
             return notice("Sorry, only careerbot's admins can reload its knowledge.")
-        report = self.engine.reload()
-        log.log(logging.INFO if report.ok else logging.WARNING, "knowledge reload by %s: %s",
-                who, report.summary())
-        title = "Knowledge reloaded" if report.ok else "Knowledge not reloaded"
-        return self._render(Reply(title=title, text=report.summary(), kind="notice"))
+        outcome = await self.rt.reload()
+        log.log(logging.INFO if outcome.ok else logging.WARNING, "knowledge reload by %s: %s",
+                who, outcome.summary())
+        title = "Knowledge reloaded" if outcome.ok else "Knowledge not reloaded"
+        return self._render(Reply(title=title, text=outcome.summary(), kind="notice"))
+
+    async def _stats(self, client: AsyncWebClient, team: str, user: str) -> SlackMessage:
+        if not await self._is_admin(client, user):
+            log.warning("stats for user %s (team %s) refused: not an admin",
+                        user_ref("slack", user), team)
+            return notice("Sorry, only careerbot's admins can see its stats.")
+        return self._render(await self.recorder.stats())
 
     async def _is_admin(self, client: AsyncWebClient, user: str) -> bool:
         if user in self.settings.slack_admin_ids:
@@ -212,7 +228,8 @@ class _Careerbot:
         try:
             info = await client.users_info(user=user)
         except SlackApiError as exc:
-            log.warning("users.info for %s failed: %s", user, exc.response.get("error"))
+            log.warning("users.info for %s failed: %s", user_ref("slack", user),
+                        exc.response.get("error"))
             return False
         profile = info.get("user") or {}
         return bool(profile.get("is_admin") or profile.get("is_owner"))
@@ -243,7 +260,8 @@ class _Careerbot:
             return
         await respond(response_type="in_channel", replace_original=False, **self._render(reply))
         await respond(delete_original=True)
-        log.info("answer %s shared by %s in %s", action.get("value"), body["user"]["id"],
+        log.info("answer %s shared by %s in %s", action.get("value"),
+                 user_ref("slack", body["user"]["id"]),
                  body.get("channel", {}).get("id"))
 
     async def on_followup(self, ack: AsyncAck, action: Body, body: Body, respond: AsyncRespond,
@@ -258,13 +276,13 @@ class _Careerbot:
         container = body.get("container", {})
         channel = container.get("channel_id") or body["channel"]["id"]
         if container.get("is_ephemeral"):  # under a /careerbot answer: stay private
-            self._remember(reply, _conversation(team, channel, user))
+            await self.rt.remember(_conversation(team, channel, user), reply)
             await respond(response_type="ephemeral", replace_original=False,
                           **self._render(reply, share=_share_value(reply)))
             return
         message = body.get("message", {})
         thread = message.get("thread_ts") or (None if _is_dm(channel) else message.get("ts"))
-        self._remember(reply, _conversation(team, channel, thread))
+        await self.rt.remember(_conversation(team, channel, thread), reply)
         try:
             await client.chat_postMessage(channel=channel, thread_ts=thread, **self._render(reply))
         except SlackApiError as exc:  # a shared answer in a channel the bot is not in
@@ -273,18 +291,19 @@ class _Careerbot:
             await respond(response_type="ephemeral", replace_original=False,
                           **self._render(reply))
 
-    def _remember(self, reply: Reply, conversation: str) -> None:
-        if reply.kind == "answer" and reply.topic:
-            self.engine.context.remember(conversation, reply.topic, reply.role or "both")
-
     async def on_feedback(self, ack: AsyncAck, action: Body, body: Body,
                           respond: AsyncRespond) -> None:
         await ack()
         vote = action["action_id"].removeprefix(f"{FEEDBACK}_")
         log.info("feedback: %s on %s from user %s (team %s)", vote, action.get("value"),
-                 body["user"]["id"], body.get("team", {}).get("id"))
+                 user_ref("slack", body["user"]["id"]), body.get("team", {}).get("id"))
         await respond(response_type="ephemeral", replace_original=False,
                       **notice("Thanks for the feedback!"))
+        topic, _, role = action.get("value", "").partition(":")
+        channel = body.get("container", {}).get("channel_id") or body.get("channel", {}).get("id")
+        self.recorder.vote(platform="slack", user=body["user"]["id"], channel=channel or "",
+                           topic=topic, role=role or "both", helpful=vote == "helpful")
+        await self.rt.vote("slack", topic, role or "both", helpful=vote == "helpful")
 
     async def on_pick_aspect(self, ack: AsyncAck, action: Body, respond: AsyncRespond) -> None:
         await ack()
@@ -305,34 +324,34 @@ def _api_url(settings: Settings) -> str:
     return settings.slack_api_url.rstrip("/") + "/"
 
 
-def build_app(engine: Engine, settings: Settings,
-              client: AsyncWebClient | None = None) -> AsyncApp:
-    """The bolt app with careerbot's listeners; its Web API client uses SLACK_API_URL."""
+class CareerbotApp(AsyncApp):
+    """bolt's AsyncApp, knowing the runtime its listeners share (for /healthz, /metrics)."""
+
+    runtime: Runtime
+
+
+def build_app(engine: Engine, settings: Settings, client: AsyncWebClient | None = None,
+              recorder: Recorder | None = None, *,
+              runtime: Runtime | None = None) -> CareerbotApp:
+    """The bolt app with careerbot's listeners; its Web API client uses SLACK_API_URL.
+
+    `recorder` notes questions and votes (learning from use); none records nothing.
+    """
     client = client or AsyncWebClient(token=settings.slack_bot_token,
                                       base_url=_api_url(settings))
-    app = AsyncApp(client=client, signing_secret=settings.slack_signing_secret)
-    _Careerbot(engine, settings).register(app)
+    app = CareerbotApp(client=client, signing_secret=settings.slack_signing_secret)
+    listeners = _Careerbot(engine, settings, recorder, runtime)
+    listeners.register(app)
+    app.runtime = listeners.rt
     return app
 
 
-async def start_http(app: AsyncApp, host: str, port: int) -> web.AppRunner:
-    """Serve POST /slack/events and GET /healthz; the caller cleans the runner up."""
+async def start_http(app: CareerbotApp, host: str, port: int) -> web.AppRunner:
+    """Serve POST /slack/events, GET /healthz and GET /metrics; the caller cleans up."""
     async def events(request: web.Request) -> web.Response:
         return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
 
-    async def health(_: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
-
-    server = web.Application()
-    server.add_routes([web.post(EVENTS_PATH, events), web.get(HEALTH_PATH, health)])
-    runner = web.AppRunner(server, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    return runner
+    return await start_server(app.runtime, host, port, [web.post(EVENTS_PATH, events)])
 
 
 def _check(settings: Settings) -> None:
@@ -358,10 +377,13 @@ async def _whoami(client: AsyncWebClient) -> None:
     log.info("signed in to Slack as %s in workspace %s", auth.get("user"), auth.get("team"))
 
 
-async def run_slack(engine: Engine, settings: Settings, port: int | None = None) -> None:
-    """Serve Slack until cancelled: Socket Mode with an app token, else HTTP on `port`."""
+async def run_slack(engine: Engine, settings: Settings, port: int | None = None,
+                    recorder: Recorder | None = None, *, runtime: Runtime | None = None) -> None:
+    """Serve Slack until cancelled: Socket Mode with an app token, else HTTP on `port`
+    (CAREERBOT_PORT by default), with /healthz and /metrics beside the events."""
     _check(settings)
-    app = build_app(engine, settings)
+    app = build_app(engine, settings, recorder=recorder, runtime=runtime)
+    app.runtime.set_platform("slack", False)  # not ready until signed in and connected
     await _whoami(app.client)
     if settings.slack_app_token:
         handler = AsyncSocketModeHandler(app, settings.slack_app_token)
@@ -373,12 +395,15 @@ async def run_slack(engine: Engine, settings: Settings, port: int | None = None)
                     f"Slack rejected SLACK_APP_TOKEN ({exc.response.get('error')}): it must be "
                     "an app-level token (xapp-...) with the connections:write scope.") from None
             await handler.connect_async()
+            app.runtime.set_platform("slack", True)
             log.info("Slack: Socket Mode connected")
             await asyncio.Event().wait()
         finally:
+            app.runtime.set_platform("slack", False)
             await handler.close_async()
     else:
-        runner = await start_http(app, "0.0.0.0", 3000 if port is None else port)
+        runner = await start_http(app, settings.host, settings.port if port is None else port)
+        app.runtime.set_platform("slack", True)
         log.info("Slack: HTTP mode on port %d (POST %s, GET %s)", runner.addresses[0][1],
                  EVENTS_PATH, HEALTH_PATH)
         try:

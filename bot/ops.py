@@ -1,0 +1,56 @@
+"""The serving process's HTTP face: GET /healthz and GET /metrics (and Slack's events).
+
+- `GET /healthz`: readiness. 200 when the knowledge is loaded, every platform is
+  connected and the process is not shutting down; 503 otherwise. The JSON body
+  says which, the version served, and whether the last reload failed.
+- `GET /healthz?probe=live`: liveness. 200 whenever the process answers at all.
+- `GET /metrics`: Prometheus's text format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from bot.metrics import CONTENT_TYPE
+from bot.runtime import Runtime
+
+__all__ = ["HEALTH_PATH", "LIVE_QUERY", "METRICS_PATH", "bound_port", "ops_routes", "start_server"]
+
+HEALTH_PATH = "/healthz"
+LIVE_QUERY = "probe=live"
+METRICS_PATH = "/metrics"
+
+
+def ops_routes(runtime: Runtime) -> list[web.RouteDef]:
+    async def health(request: web.Request) -> web.Response:
+        if request.query.get("probe") == "live":
+            return web.json_response({"ok": True, "live": True, "replica": runtime.replica})
+        ready, body = await runtime.health()
+        return web.json_response(body, status=200 if ready else 503)
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=runtime.metrics.render(),
+                            headers={"Content-Type": CONTENT_TYPE})
+
+    return [web.get(HEALTH_PATH, health), web.get(METRICS_PATH, metrics)]
+
+
+async def start_server(runtime: Runtime, host: str, port: int,
+                       routes: Iterable[web.RouteDef] = ()) -> web.AppRunner:
+    """Serve the ops routes (and `routes`) on host:port; the caller cleans the runner up."""
+    app = web.Application()
+    app.add_routes([*ops_routes(runtime), *routes])
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    return int(runner.addresses[0][1])

@@ -20,6 +20,7 @@ import yaml
 
 from bot.cli import build_parser
 from bot.core import Engine, load_knowledge
+from bot.core.knowledge import default_knowledge_dir
 from bot.ops import HEALTH_PATH, LIVE_QUERY, METRICS_PATH, start_server
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -340,6 +341,16 @@ def test_the_configmap_generator_writes_what_is_committed(tmp_path: Path) -> Non
     assert module.main([str(source), str(out)]) == 0
     assert out.read_text(encoding="utf-8") == \
         (K8S / "knowledge-configmap.yaml").read_text(encoding="utf-8")
+
+
+def test_the_committed_configmap_is_the_shipped_knowledge() -> None:
+    """A stale copy would deploy old answers: after editing knowledge/, run `make k8s-knowledge`."""
+    maps = {m["metadata"]["name"]: m["data"] for m in _yaml(K8S / "knowledge-configmap.yaml")}
+    shipped = default_knowledge_dir()
+    for name, data in maps.items():
+        folder = shipped / "topics" if name.endswith("-topics") else shipped
+        on_disk = {p.name: p.read_text(encoding="utf-8") for p in folder.glob("*.yaml")}
+        assert data == on_disk, "deploy/k8s/knowledge-configmap.yaml is stale: make k8s-knowledge"
 
 
 def test_deploy_holds_no_token_or_password() -> None:

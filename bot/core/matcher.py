@@ -40,8 +40,10 @@ _ROLE_TOKEN: dict[str, Role] = {DS: "data_scientist", MLE: "ml_engineer"}
 _OTHER_ROLE: dict[Role, Role] = {"data_scientist": "ml_engineer", "ml_engineer": "data_scientist"}
 _ROLE_TERM = {DS: "@role", MLE: "@role"}
 _MOVE = "@move"
+_VERSUS = "@versus"
 # Scoring: nearest example (weighted token F1), votes of the words, string similarity.
 _W_EXAMPLE, _W_VOTE, _W_FUZZY = 0.35, 0.35, 0.20
+_FUZZY_LEADERS = 10     # topics whose examples are string-compared with the question
 _STOP_WEIGHT = 0.2      # a stopword still counts, a fifth as much as a content word
 _PAIR_WEIGHT = 0.3      # a pair of stopwords ("from @role" is not one) counts this much
 _KEYWORD_COUNT = 3      # a keyword votes like this many examples
@@ -66,6 +68,7 @@ _COMPARE = frozenset({"each", "both", "vs", "compare", "compared", "comparison",
 _SELF_PAIRS = frozenset({"i am", "i m", "work as", "working as", "worked as", "job as"})
 
 
+@lru_cache(maxsize=1 << 16)
 def normalise(text: str) -> str:
     """Lowercase, NFKC, no apostrophes, punctuation to spaces (keeps c++ and c#)."""
     text = unicodedata.normalize("NFKC", text).lower()
@@ -206,14 +209,19 @@ class Matcher:
         for group in knowledge.out_of_scope:
             for text in group.examples:
                 seen.update(normalise(text).split())
-        common = sorted(w for w in set(seen) | curated
-                        if w in curated or seen[w] >= _COMMON)
+        # one slip changes a word's length by one at most: compare within those lengths
+        common: dict[int, list[str]] = defaultdict(list)
+        for w in set(seen) | curated:
+            if w in curated or seen[w] >= _COMMON:
+                common[len(w)].append(w)
         words = set(curated)
         for word, count in seen.items():
             if word in curated:
                 continue
-            near = (process.extract(word, common, scorer=OSA.distance, score_cutoff=1,
-                                    limit=4) if word.isalpha() and len(word) >= 5 else [])
+            near = (process.extract(word, common[len(word) - 1] + common[len(word)]
+                                    + common[len(word) + 1], scorer=OSA.distance,
+                                    score_cutoff=1, limit=4)
+                    if word.isalpha() and len(word) >= 5 else [])
             if not any(v != word and (v in curated or seen[v] >= _COMMON * count)
                        for v, _, _ in near):
                 words.add(word)
@@ -227,14 +235,13 @@ class Matcher:
                    for t in knowledge.topics.values()]
         sources += [(g.id, True, g.examples, []) for g in knowledge.out_of_scope]
         docs: list[_Doc] = []
-        self._fuzzy_strings: list[str] = []
-        self._fuzzy_owner: list[int] = []
-        for i, (label, oos, examples, keywords) in enumerate(sources):
+        self._fuzzy_strings: list[list[str]] = []
+        for label, oos, examples, keywords in sources:
             analyses = [self.analyse(e) for e in examples]
             docs.append(self._doc(label, oos, analyses, keywords))
-            self._fuzzy_strings += [self._fuzzy_string(a) for a in analyses]
-            self._fuzzy_owner += [i] * len(analyses)
+            self._fuzzy_strings.append([self._fuzzy_string(a) for a in analyses])
         self._docs = tuple(docs)
+        self._about_other_roles = {i for i, d in enumerate(docs) if d.about_other_roles}
         # what a topic is known by: its keywords, and content words its examples repeat
         self._anchors: dict[str, frozenset[str]] = {}
         self._vocabulary = {d.label: frozenset().union(*d.examples, d.keywords) for d in docs}
@@ -262,6 +269,19 @@ class Matcher:
         for i, c in enumerate(counts):
             for term, k in c.items():
                 self._points[term].append((i, k / totals[term]))
+        # every example once, with its total weight, and an index from terms to examples
+        self._example_owner: list[int] = []
+        self._example_terms: list[frozenset[str]] = []
+        self._example_weight: list[float] = []
+        self._examples_with: dict[str, list[int]] = defaultdict(list)
+        for i, doc in enumerate(docs):
+            for example in doc.examples:
+                e = len(self._example_owner)
+                self._example_owner.append(i)
+                self._example_terms.append(example)
+                self._example_weight.append(sum(self._weight(t) for t in example))
+                for term in example:
+                    self._examples_with[term].append(e)
 
     # ------------------------------------------------------------------ analysis
 
@@ -296,6 +316,10 @@ class Matcher:
         unigrams = [_ROLE_TERM.get(t, t) for t in tokens if t not in _ARTICLES]
         if _direction(tokens, roles).move:
             unigrams.append(_MOVE)  # "from one of our roles into the other"
+        bare = [t for t in tokens if t not in _ARTICLES]
+        if any(a in _ROLE_TOKEN and c in _ROLE_TOKEN and a != c and b == "vs"
+               for a, b, c in zip(bare, bare[1:], bare[2:], strict=False)):
+            unigrams.append(_VERSUS)  # "DS or MLE", "ds vs mle": the two set side by side
         # adjacent pairs keep a little word order: "from @role", "go for", "per year"
         terms = tuple(unigrams + [f"{a}_{b}" for a, b in zip(unigrams, unigrams[1:],
                                                               strict=False)])
@@ -349,38 +373,50 @@ class Matcher:
         return weight
 
     def _score_window(self, analysis: Analysis) -> dict[int, float]:
-        scores: dict[int, float] = {}
-        q = {t for t in analysis.terms if self._weight(t) > 0}
-        if not q:
-            return scores
-        wq = sum(self._weight(t) for t in q)
+        weights = {t: self._weight(t) for t in set(analysis.terms)}
+        weights = {t: w for t, w in weights.items() if w > 0}
+        wq = sum(weights.values())
+        # Candidates are the topics sharing a meaningful word with the question (any word,
+        # when it has none: "what is a data scientist?"); common words only add weight.
+        seeds = [t for t in weights if self._discount(t) == 1.0] or list(weights)
+        rest = [t for t in weights if t not in seeds]
         votes: dict[int, float] = {}
-        for term in q:
-            w = self._weight(term)
+        candidates: set[int] = set()
+        for term, w in weights.items():
             for i, share in self._points.get(term, ()):
                 votes[i] = votes.get(i, 0.0) + w * share
-        fuzzy = process.extract(self._fuzzy_string(analysis), self._fuzzy_strings,
-                                scorer=fuzz.token_sort_ratio, limit=None, score_cutoff=40)
-        best_fuzzy: dict[int, float] = {}
-        for _, score, idx in fuzzy:
-            owner = self._fuzzy_owner[idx]
-            best_fuzzy[owner] = max(best_fuzzy.get(owner, 0.0), score / 100)
-        ours_only = bool(analysis.roles) and not analysis.other_role
-        for i in votes:
-            if ours_only and self._docs[i].about_other_roles:
+        for term in seeds:
+            candidates.update(i for i, _ in self._points.get(term, ()))
+        overlap: dict[int, float] = {}
+        for term in seeds:
+            w = weights[term]
+            for e in self._examples_with.get(term, ()):
+                overlap[e] = overlap.get(e, 0.0) + w
+        excluded = (self._about_other_roles if analysis.roles and not analysis.other_role
+                    else set())
+        candidates -= excluded
+        partial: dict[int, float] = dict.fromkeys(candidates, 0.0)
+        for e, shared in overlap.items():
+            i = self._example_owner[e]
+            if i in excluded:
                 continue
-            best_f1 = 0.0
-            for ex in self._docs[i].examples:
-                inter = q & ex
-                if not inter:
-                    continue
-                overlap = sum(self._weight(t) for t in inter)
-                precision = overlap / wq
-                recall = overlap / sum(self._weight(t) for t in ex)
-                best_f1 = max(best_f1, 2 * precision * recall / (precision + recall))
-            scores[i] = (_W_EXAMPLE * best_f1 + _W_VOTE * votes[i] / wq
-                         + _W_FUZZY * best_fuzzy.get(i, 0.0))
-        return scores
+            terms = self._example_terms[e]
+            shared += sum(weights[t] for t in rest if t in terms)
+            precision, recall = shared / wq, shared / self._example_weight[e]
+            f1 = _W_EXAMPLE * 2 * precision * recall / (precision + recall)
+            if f1 > partial[i]:
+                partial[i] = f1
+        for i in partial:
+            partial[i] += _W_VOTE * votes.get(i, 0.0) / wq
+        # string similarity, the costliest part, only for the leaders
+        query = self._fuzzy_string(analysis)
+        leaders = sorted(partial, key=partial.__getitem__, reverse=True)[:_FUZZY_LEADERS]
+        for i in leaders:
+            hit = process.extractOne(query, self._fuzzy_strings[i],
+                                     scorer=fuzz.token_sort_ratio, score_cutoff=40)
+            if hit:
+                partial[i] += _W_FUZZY * hit[1] / 100
+        return partial
 
     def _windows(self, text: str) -> list[str]:
         """The parts of a long message to score: its questions, else every sentence."""

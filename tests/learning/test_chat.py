@@ -87,12 +87,13 @@ async def slack_app(slack: FakeSlack, engine: Engine, recorder: Recorder) -> Asy
 async def test_slack_declines_are_recorded_after_the_answer(
         slack: FakeSlack, engine: Engine, recorder: Recorder) -> None:
     async with slack_app(slack, engine, recorder) as peer:
-        await peer.mention("tell me a joke")
+        await peer.mention("mle interview tips?")
         [declined] = await slack.wait_for("chat.postMessage")
         [record], _ = await records(recorder, 1)
     assert header(declined) == "That's outside what I can answer"
-    assert (record.platform, record.kind, record.text) == ("slack", "decline", "tell me a joke")
-    assert record.reason == "unrelated" and record.topic in engine.knowledge.topics
+    assert (record.platform, record.kind, record.text) == (
+        "slack", "decline", "mle interview tips?")
+    assert record.reason == "interviews" and record.topic in engine.knowledge.topics
     assert USER not in record.user and CHANNEL not in record.channel and record.user
 
 
@@ -126,7 +127,7 @@ async def test_slack_feedback_buttons_record_votes_with_the_question(
 async def test_slack_stats_are_for_admins_only(slack: FakeSlack, engine: Engine,
                                                recorder: Recorder) -> None:
     async with slack_app(slack, engine, recorder) as peer:
-        for text in ("tell me a joke", "tell me a funny joke", "what is model drift?"):
+        for text in ("mle interview tips?", "mle interview tips pls", "what is model drift?"):
             await peer.mention(text)
         await slack.wait_for("chat.postMessage", 3)
         await recorder.handled(3)
@@ -136,7 +137,7 @@ async def test_slack_stats_are_for_admins_only(slack: FakeSlack, engine: Engine,
     assert header(stats) == "careerbot stats: the last 7 days"
     body = "\n".join(b["text"]["text"] for b in stats["blocks"] if b["type"] == "section")
     assert "*Questions this week:* 3 (2 declined or unsure)" in body
-    assert "1. 2 × “tell me a joke” (nearest topic: " in body
+    assert "1. 2 × “mle interview tips?” (nearest topic: " in body
     assert "*Helpful share:* no votes yet" in body
     assert stats["response_type"] == "ephemeral"
 
@@ -149,7 +150,7 @@ async def test_slack_answers_go_out_when_storage_fails(
     broken = Recorder(SQLiteStorage(tmp_path / "file" / "learning.sqlite3"), engine=engine)
     try:
         async with slack_app(slack, engine, broken) as peer:
-            await peer.mention("tell me a joke")
+            await peer.mention("mle interview tips?")
             await peer.mention("what is model drift?")
             first, second = await slack.wait_for("chat.postMessage", 2)
             await broken.handled(2)
@@ -200,7 +201,7 @@ def data(request: Any) -> dict[str, Any]:
 async def test_discord_questions_and_votes_are_recorded(
         discord: FakeDiscord, engine: Engine, recorder: Recorder) -> None:
     async with discord_bot(discord, engine, recorder) as bot:
-        declined = await bot.interact(bot.slash("ask", question="tell me a joke"))
+        declined = await bot.interact(bot.slash("ask", question="mle interview tips?"))
         await recorder.handled(1)
         mention = await bot.post_message(bot.message("what's the weather today?"))
         await recorder.handled(2)
@@ -214,7 +215,7 @@ async def test_discord_questions_and_votes_are_recorded(
     assert data(declined)["embeds"][0]["title"] == "That's outside what I can answer"
     assert mention.body["embeds"][0]["title"] == "That's outside what I can answer"
     assert [(q.platform, q.kind, q.text) for q in asked] == [
-        ("discord", "decline", "tell me a joke"),
+        ("discord", "decline", "mle interview tips?"),
         ("discord", "decline", "what's the weather today?"),
         ("discord", "answer", None),
     ]
@@ -230,7 +231,7 @@ async def test_discord_questions_and_votes_are_recorded(
 async def test_discord_stats_are_for_admins_only(discord: FakeDiscord, engine: Engine,
                                                  recorder: Recorder) -> None:
     async with discord_bot(discord, engine, recorder) as bot:
-        for question in ("tell me a joke", "tell me a funny joke", "what is model drift?"):
+        for question in ("mle interview tips?", "mle interview tips pls", "what is model drift?"):
             await bot.interact(bot.slash("ask", question=question))
         answer = await bot.interact(bot.slash("ask", question="what is model drift?"))
         await recorder.handled(4)
@@ -248,7 +249,7 @@ async def test_discord_stats_are_for_admins_only(discord: FakeDiscord, engine: E
     assert embed["title"] == "careerbot stats: the last 7 days"
     assert "**Questions this week:** 4 (2 declined or unsure)" in embed["description"]
     assert "**Helpful share:** 100% of 1 vote" in embed["description"]
-    assert "1. 2 × “tell me a joke”" in embed["description"]
+    assert "1. 2 × “mle interview tips?”" in embed["description"]
 
 
 async def test_discord_answers_go_out_when_redis_goes_away(
@@ -262,7 +263,7 @@ async def test_discord_answers_go_out_when_redis_goes_away(
             asked, _ = await records(recorder, 1)
             assert [q.topic for q in asked] == ["salary"]
             own_redis.stop()  # Redis goes away under the running bot
-            answered = await bot.interact(bot.slash("ask", question="tell me a joke"))
+            answered = await bot.interact(bot.slash("ask", question="mle interview tips?"))
             await recorder.handled(2)
             voted = await bot.interact(bot.press(first, "careerbot:vote:up:salary:ml_engineer"))
             await recorder.handled(3)
@@ -293,7 +294,7 @@ async def test_careerbot_serve_records_to_the_default_sqlite_file(slack: FakeSla
         await slack.wait_for("socket.connect", timeout=30)
         event = {"type": "event_callback", "team_id": TEAM, "event_id": "EvLEARN",
                  "event": {"type": "message", "channel_type": "im", "channel": DM,
-                           "user": USER, "ts": "1710000009.000001", "text": "tell me a joke"}}
+                           "user": USER, "ts": "1710000009.000001", "text": "mle interview tips?"}}
         await slack.push({"envelope_id": "env-l", "type": "events_api", "payload": event})
         [answer] = await slack.wait_for("chat.postMessage")
     finally:
@@ -309,6 +310,6 @@ async def test_careerbot_serve_records_to_the_default_sqlite_file(slack: FakeSla
         [record] = await storage.questions(0)
     finally:
         await storage.close()
-    assert (record.kind, record.text, record.reason) == ("decline", "tell me a joke",
-                                                         "unrelated")
+    assert (record.kind, record.text, record.reason) == (
+        "decline", "mle interview tips?", "interviews")
     assert (tmp_path / "data" / "learning.key").is_file()

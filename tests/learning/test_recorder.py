@@ -48,11 +48,12 @@ async def stored(recorder: Recorder) -> list[QuestionRecord]:
 
 async def test_declines_keep_text_nearest_topic_and_reason(engine: Engine,
                                                            recorder: Recorder) -> None:
-    reply = ask(engine, recorder, "tell me a joke")
+    reply = ask(engine, recorder, "mle interview tips?")
     assert reply.kind == "decline"
     [record] = await stored(recorder)
-    assert (record.kind, record.text, record.platform) == ("decline", "tell me a joke", "slack")
-    assert record.reason == "unrelated"  # the out-of-scope group that won
+    assert (record.kind, record.text, record.platform) == (
+        "decline", "mle interview tips?", "slack")
+    assert record.reason == "interviews"  # the out-of-scope group that won
     assert record.topic in engine.knowledge.topics  # the nearest topic we do have
     assert 0 < record.score < engine.settings.decline_below
     assert time.time() - record.at < 60
@@ -119,7 +120,7 @@ async def test_a_vote_names_the_question_that_led_to_it(recorder: Recorder) -> N
 
 
 async def test_ids_are_stored_only_as_keyed_hashes(engine: Engine, recorder: Recorder) -> None:
-    ask(engine, recorder, "tell me a joke")
+    ask(engine, recorder, "mle interview tips?")
     recorder.vote(platform="slack", user=USER, channel=CHANNEL, topic="salary", role="both",
                   helpful=True)
     [record] = await stored(recorder)
@@ -131,7 +132,7 @@ async def test_ids_are_stored_only_as_keyed_hashes(engine: Engine, recorder: Rec
     [vote] = await recorder.storage.votes(0)
     assert (vote.user, vote.channel) == (record.user, record.channel)
     raw = await everything_stored(recorder.storage)
-    assert "tell me a joke" in raw  # the records really are in what was read
+    assert "mle interview tips?" in raw  # the records really are in what was read
     assert USER not in raw and CHANNEL not in raw
 
 
@@ -159,13 +160,13 @@ async def test_text_switch_off_keeps_no_question_text(
     recorder = Recorder(new_storage(), engine=engine,
                         settings=LearningSettings(record_text=False))
     try:
-        ask(engine, recorder, "tell me a joke")
+        ask(engine, recorder, "mle interview tips?")
         recorder.question(answer("salary", 0.9), text="what do mles earn?", platform="slack",
                           user=USER, channel=CHANNEL)
         recorder.vote(platform="slack", user=USER, channel=CHANNEL, topic="salary",
                       role="both", helpful=True)
         declined, answered = await stored(recorder)
-        assert (declined.kind, declined.text, declined.reason) == ("decline", None, "unrelated")
+        assert (declined.kind, declined.text, declined.reason) == ("decline", None, "interviews")
         assert declined.topic in engine.knowledge.topics  # still useful without the text
         assert answered.text is None
         assert recorder.storage is not None
@@ -243,7 +244,7 @@ async def test_storage_failure_is_logged_once_and_never_raised(
     caplog.set_level(logging.DEBUG, logger="bot.learning")
     recorder = Recorder(broken_storage, engine=engine)
     try:
-        for text in ("tell me a joke", "what tools do ml engineers use?"):
+        for text in ("mle interview tips?", "what tools do ml engineers use?"):
             reply = ask(engine, recorder, text)  # returns at once, whatever storage does
             assert reply.title
             await recorder.flush()
@@ -298,7 +299,7 @@ def test_recording_outside_an_event_loop_is_a_no_op(tmp_path: Path) -> None:
 
 async def test_off_records_nothing_and_says_so(engine: Engine) -> None:
     recorder = Recorder.off()
-    ask(engine, recorder, "tell me a joke")
+    ask(engine, recorder, "mle interview tips?")
     recorder.vote(platform="slack", user="U", channel="C", topic="tools", role="both",
                   helpful=True)
     await recorder.flush()
@@ -307,7 +308,7 @@ async def test_off_records_nothing_and_says_so(engine: Engine) -> None:
 
 
 async def test_stats_summarise_the_week(engine: Engine, recorder: Recorder) -> None:
-    for text in ("tell me a joke", "tell me a funny joke", "tell me another joke",
+    for text in ("mle interview tips?", "mle interview tips pls", "any mle interview tips?",
                  "what tools do ml engineers use?"):
         ask(engine, recorder, text)
     recorder.vote(platform="slack", user="U", channel=CHANNEL, topic="tools", role="both",
@@ -319,7 +320,7 @@ async def test_stats_summarise_the_week(engine: Engine, recorder: Recorder) -> N
     assert reply.kind == "notice" and reply.title == "careerbot stats: the last 7 days"
     assert "**Questions this week:** 4 (3 declined or unsure)" in reply.text
     assert "**Helpful share:** 50% of 2 votes" in reply.text
-    assert "1. 3 × “tell me a joke”" in reply.text
+    assert "1. 3 × “mle interview tips?”" in reply.text
 
 
 def test_from_settings_picks_the_storage(engine: Engine, tmp_path: Path) -> None:
@@ -358,10 +359,10 @@ def test_settings_from_the_environment(tmp_path: Path) -> None:
 async def test_recording_does_not_hold_up_the_event_loop(engine: Engine,
                                                          recorder: Recorder) -> None:
     """Queueing a question costs microseconds; the writing happens later, in the background."""
-    reply = engine.answer(Query("tell me a joke"))
+    reply = engine.answer(Query("mle interview tips?"))
     started = time.perf_counter()
     for _ in range(200):
-        recorder.question(reply, text="tell me a joke", platform="slack", user=USER,
+        recorder.question(reply, text="mle interview tips?", platform="slack", user=USER,
                           channel=CHANNEL)
     queued = time.perf_counter() - started
     assert queued < 0.05

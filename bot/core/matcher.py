@@ -40,6 +40,7 @@ _ROLE_TOKEN: dict[str, Role] = {DS: "data_scientist", MLE: "ml_engineer"}
 _OTHER_ROLE: dict[Role, Role] = {"data_scientist": "ml_engineer", "ml_engineer": "data_scientist"}
 _ROLE_TERM = {DS: "@role", MLE: "@role"}
 _MOVE = "@move"
+_EXAMPLE_ANALYSES: dict[int, dict[str, Analysis]] = {}
 _VERSUS = "@versus"
 # Scoring: nearest example (weighted token F1), votes of the words, string similarity.
 _W_EXAMPLE, _W_VOTE, _W_FUZZY = 0.35, 0.35, 0.20
@@ -230,6 +231,13 @@ class Matcher:
                                and (w not in vocab.stopwords or len(w) >= 6))
         self._known = frozenset(words)
         self._correct = lru_cache(maxsize=8192)(self._correct_uncached)
+        # An example reads the same under the same vocabulary: reloads that change
+        # answers, or a few examples, reuse the rest (one vocabulary is kept).
+        signature = hash((frozenset(self._phrases.items()), self._known, self._stop))
+        if signature not in _EXAMPLE_ANALYSES:
+            _EXAMPLE_ANALYSES.clear()
+            _EXAMPLE_ANALYSES[signature] = {}
+        self._example_analyses = _EXAMPLE_ANALYSES[signature]
 
         sources = [(t.id, False, t.examples, [*t.keywords, t.title])
                    for t in knowledge.topics.values()]
@@ -237,7 +245,7 @@ class Matcher:
         docs: list[_Doc] = []
         self._fuzzy_strings: list[list[str]] = []
         for label, oos, examples, keywords in sources:
-            analyses = [self.analyse(e) for e in examples]
+            analyses = [self._analyse_example(e) for e in examples]
             docs.append(self._doc(label, oos, analyses, keywords))
             self._fuzzy_strings.append([self._fuzzy_string(a) for a in analyses])
         self._docs = tuple(docs)
@@ -328,6 +336,12 @@ class Matcher:
                or any(w in _ANAPHORA for w in words))
         compares = any(t in _COMPARE for t in tokens) or "which one" in joined
         return Analysis(tuple(tokens), content, terms, roles, OTHER in tokens, cue, compares)
+
+    def _analyse_example(self, text: str) -> Analysis:
+        analysis = self._example_analyses.get(text)
+        if analysis is None:
+            analysis = self._example_analyses[text] = self.analyse(text)
+        return analysis
 
     def _stem(self, token: str) -> str:
         """Plural to singular, so "certifications" meets "certification"."""

@@ -133,9 +133,10 @@ class Peer:
 
 
 @asynccontextmanager
-async def serving(slack: FakeSlack, engine: Engine, settings: Settings) -> AsyncIterator[Peer]:
-    """The real bolt app in HTTP mode on an ephemeral loopback port."""
-    runner = await start_http(build_app(engine, settings), "127.0.0.1", 0)
+async def serving(slack: FakeSlack, engine: Engine, settings: Settings,
+                  **options: Any) -> AsyncIterator[Peer]:
+    """The real bolt app (`build_app(..., **options)`) in HTTP mode on a loopback port."""
+    runner = await start_http(build_app(engine, settings, **options), "127.0.0.1", 0)
     host, port = runner.addresses[0][:2]
     try:
         async with aiohttp.ClientSession() as session:

@@ -13,14 +13,12 @@ import signal
 import sys
 import warnings
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
-from bot.adapters.slack.app import build_app, start_http
 from bot.core import Engine
 from bot.learning import QuestionRecord, Recorder, RedisStorage, SQLiteStorage, VoteRecord
 from bot.settings import Settings
@@ -34,6 +32,7 @@ from tests.adapters.test_slack import (
     Peer,
     element,
     header,
+    serving,
 )
 from tests.fakes.discord import EPHEMERAL, FakeDiscord
 from tests.fakes.slack import TEAM, FakeSlack
@@ -71,17 +70,10 @@ def slack_settings(slack: FakeSlack) -> Settings:
                     rate_limit_per_minute=100)
 
 
-@asynccontextmanager
-async def slack_app(slack: FakeSlack, engine: Engine, recorder: Recorder) -> AsyncIterator[Peer]:
+def slack_app(slack: FakeSlack, engine: Engine, recorder: Recorder
+              ) -> AbstractAsyncContextManager[Peer]:
     """The real bolt app, with `recorder`, in HTTP mode on an ephemeral loopback port."""
-    runner = await start_http(build_app(engine, slack_settings(slack), recorder=recorder),
-                              "127.0.0.1", 0)
-    host, port = runner.addresses[0][:2]
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield Peer(f"http://{host}:{port}", session, slack)
-    finally:
-        await runner.cleanup()
+    return serving(slack, engine, slack_settings(slack), recorder=recorder)
 
 
 async def test_slack_declines_are_recorded_after_the_answer(

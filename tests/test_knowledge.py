@@ -84,6 +84,26 @@ def test_dev_set_lines_are_not_copied_into_examples(knowledge):
     assert not dev & examples
 
 
+def test_no_example_is_a_near_copy_of_a_dev_line(knowledge):
+    """Not even reworded by a letter or two: rapidfuzz ratio under 90 for lines of 4+ words."""
+    from rapidfuzz import fuzz, process, utils
+
+    examples = [e for t in knowledge.topics.values() for e in t.examples]
+    examples += [e for g in knowledge.out_of_scope for e in g.examples]
+    near = []
+    for path in (SHARED / "eval").glob("*.jsonl"):
+        for line in path.read_text().splitlines():
+            item = yaml.safe_load(line)
+            for text in [t["text"] for t in item["turns"]] if "turns" in item else [item["text"]]:
+                if len(text.split()) < 4:
+                    continue
+                hit = process.extractOne(text, examples, scorer=fuzz.ratio,
+                                         processor=utils.default_process, score_cutoff=90)
+                if hit:
+                    near.append((text, hit[0]))
+    assert not near
+
+
 def test_knowledge_readme_documents_the_schema():
     readme = (Path(__file__).resolve().parents[1] / "knowledge" / "README.md").read_text()
     for word in ("examples", "comparison", "follow_ups", "careerbot validate", "reload"):

@@ -23,6 +23,7 @@ run: $(STAMP)
 # (as root, with apt-get); otherwise they fail saying so.
 test: $(STAMP)
 	$(BIN)/ruff check bot tests
+	$(BIN)/mypy
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing redis-server (apt-get) for the Redis tests"; \
@@ -35,6 +36,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check bot tests
+	$(BIN)/mypy
 
 ## k8s-knowledge: regenerate deploy/k8s/knowledge-configmap.yaml from knowledge/
 k8s-knowledge: $(STAMP)

@@ -200,7 +200,7 @@ class Engine:
     def _suggestions(self, state: _State, ids: tuple[str, ...] | list[str],
                      role: Role = "both", runner_up: str | None = None
                      ) -> tuple[Suggestion, ...]:
-        out = []
+        out: list[Suggestion] = []
         for tid in ([runner_up] if runner_up else []) + [i for i in ids if i != runner_up]:
             topic = state.knowledge.topics.get(tid)
             if topic is None or len(out) == 3:

@@ -47,6 +47,7 @@ _W_EXAMPLE, _W_VOTE, _W_FUZZY = 0.35, 0.35, 0.20
 _FUZZY_LEADERS = 10     # topics whose examples are string-compared with the question
 _STOP_WEIGHT = 0.2      # a stopword still counts, a fifth as much as a content word
 _PAIR_WEIGHT = 0.3      # a pair of stopwords ("from @role" is not one) counts this much
+_HALF_PAIR_WEIGHT = 0.7  # a pair with one stopword ("about education") is weaker evidence
 _KEYWORD_COUNT = 3      # a keyword votes like this many examples
 _COMMON = 3             # a word is a typo of one a slip away and this many times as common
 _UNKNOWN_DF = 3         # a word no topic uses weighs as if three topics used it
@@ -373,7 +374,8 @@ class Matcher:
     def _discount(self, term: str) -> float:
         if "_" in term:
             a, _, b = term.partition("_")
-            return _PAIR_WEIGHT if self._is_stop(a) and self._is_stop(b) else 1.0
+            stops = self._is_stop(a) + self._is_stop(b)
+            return (1.0, _HALF_PAIR_WEIGHT, _PAIR_WEIGHT)[stops]
         return _STOP_WEIGHT if self._is_stop(term) else 1.0
 
     def _is_stop(self, term: str) -> bool:

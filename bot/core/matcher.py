@@ -117,7 +117,8 @@ def _direction(tokens: list[str] | tuple[str, ...],
         before = [t for t in tokens[max(0, pos - 4):pos] if t not in _ARTICLES][-2:]
         after = [t for t in tokens[pos + 1:pos + 4] if t not in _ARTICLES][:2]
         last = before[-1] if before else ""
-        if last in _SELF or " ".join(before) in _SELF_PAIRS or (last == "as" and pos <= 2):
+        if (any(t in _SELF for t in before) or " ".join(before) in _SELF_PAIRS
+                or (last == "as" and pos <= 2)):
             selves.add(role)
             sources.add(role)
         elif last in _FROM:
@@ -403,6 +404,8 @@ class Matcher:
                 votes[i] = votes.get(i, 0.0) + w * share
         for term in seeds:
             candidates.update(i for i, _ in self._points.get(term, ()))
+        # and the topics the question's whole wording votes for most ("what does X do?")
+        candidates.update(sorted(votes, key=votes.__getitem__, reverse=True)[:_FUZZY_LEADERS])
         overlap: dict[int, float] = {}
         for term in seeds:
             w = weights[term]
@@ -458,9 +461,20 @@ class Matcher:
         ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)
         candidates = tuple(Candidate(self._docs[i].label, round(min(s, 1.0), 4),
                                      self._docs[i].out_of_scope) for i, s in ranked[:5])
-        return self._decide(whole, candidates)
+        return self._decide(whole, candidates, self._focus(text) or whole)
 
-    def _decide(self, analysis: Analysis, candidates: tuple[Candidate, ...]) -> Match:
+    def _focus(self, text: str) -> Analysis | None:
+        """The questions of a message of several sentences, when they name a role:
+        "I know what a data scientist is. What's an ML engineer?" is about ML engineers."""
+        sentences = [s for s in _SENTENCE.split(text.strip()) if s.strip()]
+        questions = [s for s in sentences if s.rstrip().endswith("?")]
+        if len(sentences) < 2 or not questions:
+            return None
+        focus = self.analyse(" ".join(questions))
+        return focus if focus.roles else None
+
+    def _decide(self, analysis: Analysis, candidates: tuple[Candidate, ...],
+                focus: Analysis | None = None) -> Match:
         best = candidates[0] if candidates else None
         confidence = best.score if best else 0.0
         if analysis.other_role and not analysis.roles:
@@ -475,8 +489,8 @@ class Matcher:
         if not (analysis.roles or self._anchored(analysis, best.id)):
             # neither one of our roles nor a word this topic is known by: a near-miss
             return Match(None, None, confidence, candidates, analysis, "low_confidence")
-        return Match(best.id, self.role_for(best.id, analysis), confidence, candidates,
-                     analysis)
+        return Match(best.id, self.role_for(best.id, focus or analysis), confidence,
+                     candidates, analysis)
 
     def _anchored(self, analysis: Analysis, topic_id: str) -> bool:
         """Does the question use a word this topic is known by, or only words it uses?"""

@@ -43,6 +43,10 @@ def label(engine, text: str, conversation: str = "") -> tuple[str | None, str | 
         # the asker's own role is context, not the subject
         ("I'm an MLE, what do data scientists use for dashboards?", "tools", "data_scientist"),
         ("should I become a data scientist or an ML engineer?", "which_to_choose", "both"),
+        ("i'm already a data scientist, curious what tools an MLE uses", "tools", "ml_engineer"),
+        # in a message of several sentences, the question says whom it is about
+        ("Our data scientist just left. What is an ML engineer, exactly?",
+         "role_definition", "ml_engineer"),
         # what the question is NOT about does not count
         ("not the salary question, which frameworks do ML engineers rely on?", "tools",
          "ml_engineer"),

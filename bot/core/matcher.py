@@ -67,6 +67,9 @@ _MOVES = frozenset({"become", "becoming", "switch", "go", "going", "jump", "move
 # a question about both roles at once: "what do they each earn", "which one pays more"
 _COMPARE = frozenset({"each", "both", "vs", "compare", "compared", "comparison", "either",
                       "difference"})
+# words the matcher reads for structure are words, never typos of others
+_STRUCTURE_WORDS = (_INTO | _SELF | _FROM | _MOVES | _COMPARE
+                    | {w for cue in _CUES for w in cue.split()})
 _SELF_PAIRS = frozenset({"i am", "i m", "work as", "working as", "worked as", "job as"})
 
 
@@ -201,7 +204,7 @@ class Matcher:
         # Words of the vocabulary files are right by definition; words of the examples
         # are right unless one is rare and a slip away from a common one (examples
         # spell like people type: "enginers" there must not shield "enginers" here).
-        curated: set[str] = set(vocab.stopwords)
+        curated: set[str] = set(vocab.stopwords) | _STRUCTURE_WORDS
         for phrase, repl in self._phrases.items():
             curated.update(phrase)
             curated.update(t for t in repl if not t.startswith("@"))

@@ -345,7 +345,8 @@ class Matcher:
     def _analyse_example(self, text: str) -> Analysis:
         analysis = self._example_analyses.get(text)
         if analysis is None:
-            analysis = self._example_analyses[text] = self.analyse(text)
+            # read like a question: "not asking about degrees, ..." is not about degrees
+            analysis = self._example_analyses[text] = self.analyse(_drop_negated(text))
         return analysis
 
     def _stem(self, token: str) -> str:

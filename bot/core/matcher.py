@@ -73,6 +73,30 @@ _STRUCTURE_WORDS = (_INTO | _SELF | _FROM | _MOVES | _COMPARE
 _SELF_PAIRS = frozenset({"i am", "i m", "work as", "working as", "worked as", "job as"})
 
 
+@lru_cache(maxsize=2)  # a reload that leaves the wording alone reuses the last answer
+def _known_words(curated: frozenset[str], seen_counts: frozenset[tuple[str, int]]
+                 ) -> frozenset[str]:
+    """The curated words, and every seen word that is not a slip of a much commoner one."""
+    seen = dict(seen_counts)
+    # one slip changes a word's length by one at most: compare within those lengths
+    common: dict[int, list[str]] = defaultdict(list)
+    for w in set(seen) | curated:
+        if w in curated or seen[w] >= _COMMON:
+            common[len(w)].append(w)
+    words = set(curated)
+    for word, count in seen.items():
+        if word in curated:
+            continue
+        near = (process.extract(word, common[len(word) - 1] + common[len(word)]
+                                + common[len(word) + 1], scorer=OSA.distance,
+                                score_cutoff=1, limit=4)
+                if word.isalpha() and len(word) >= 5 else [])
+        if not any(v != word and (v in curated or seen.get(v, 0) >= _COMMON * count)
+                   for v, _, _ in near):
+            words.add(word)
+    return frozenset(words)
+
+
 @lru_cache(maxsize=1 << 16)
 def normalise(text: str) -> str:
     """Lowercase, NFKC, no apostrophes, punctuation to spaces (keeps c++ and c#)."""
@@ -215,22 +239,7 @@ class Matcher:
         for group in knowledge.out_of_scope:
             for text in group.examples:
                 seen.update(normalise(text).split())
-        # one slip changes a word's length by one at most: compare within those lengths
-        common: dict[int, list[str]] = defaultdict(list)
-        for w in set(seen) | curated:
-            if w in curated or seen[w] >= _COMMON:
-                common[len(w)].append(w)
-        words = set(curated)
-        for word, count in seen.items():
-            if word in curated:
-                continue
-            near = (process.extract(word, common[len(word) - 1] + common[len(word)]
-                                    + common[len(word) + 1], scorer=OSA.distance,
-                                    score_cutoff=1, limit=4)
-                    if word.isalpha() and len(word) >= 5 else [])
-            if not any(v != word and (v in curated or seen[v] >= _COMMON * count)
-                       for v, _, _ in near):
-                words.add(word)
+        words = _known_words(frozenset(curated), frozenset(seen.items()))
         # typos are corrected into words that carry meaning here, or long function words
         self._targets = sorted(w for w in words if w.isalpha() and len(w) > 3
                                and (w not in vocab.stopwords or len(w) >= 6))

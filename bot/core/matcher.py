@@ -193,6 +193,64 @@ class Match:
         return self.candidates[0] if self.candidates else None
 
 
+def _is_stop(term: str, stop: frozenset[str]) -> bool:
+    return term in stop or term == "@role"
+
+
+def _discount(term: str, stop: frozenset[str]) -> float:
+    """How much a term counts beside its rarity: stopwords and their pairs count less."""
+    if "_" in term:
+        a, _, b = term.partition("_")
+        return (1.0, _HALF_PAIR_WEIGHT, _PAIR_WEIGHT)[_is_stop(a, stop) + _is_stop(b, stop)]
+    return _STOP_WEIGHT if _is_stop(term, stop) else 1.0
+
+
+@dataclass(frozen=True)
+class _Index:
+    idf: dict[str, float]                          # rarity across topics, discounted
+    unknown_idf: float                             # the weight of a word no topic uses
+    points: dict[str, list[tuple[int, float]]]     # term -> (topic, share of its uses)
+    example_owner: list[int]                       # example -> its topic
+    example_terms: list[frozenset[str]]
+    example_weight: list[float]                    # example -> its terms' total weight
+    examples_with: dict[str, list[int]]            # term -> the examples using it
+
+
+@lru_cache(maxsize=2)  # a reload that leaves examples and keywords alone reuses it
+def _index(docs: tuple[_Doc, ...], stop: frozenset[str]) -> _Index:
+    """How rare a term is across topics (idf), how strongly it points at each one,
+    and every example once, with its total weight and an index from terms to examples."""
+    df: Counter[str] = Counter()
+    counts: list[Counter[str]] = []
+    for doc in docs:
+        df.update(set().union(*doc.examples, doc.keywords))
+        c: Counter[str] = Counter()
+        for ex in doc.examples:
+            c.update(ex)
+        c.update({t: _KEYWORD_COUNT for t in doc.keywords})
+        counts.append(c)
+    n = len(docs)
+    idf = {t: math.log(1 + n / k) * _discount(t, stop) for t, k in df.items()}
+    totals: Counter[str] = Counter()
+    for c in counts:
+        totals.update(c)
+    points: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for i, c in enumerate(counts):
+        for term, k in c.items():
+            points[term].append((i, k / totals[term]))
+    index = _Index(idf, math.log(1 + n / _UNKNOWN_DF), dict(points), [], [], [],
+                   defaultdict(list))
+    for i, doc in enumerate(docs):
+        for example in doc.examples:
+            e = len(index.example_owner)
+            index.example_owner.append(i)
+            index.example_terms.append(example)
+            index.example_weight.append(sum(idf[t] for t in example))
+            for term in example:
+                index.examples_with[term].append(e)
+    return index
+
+
 @dataclass(frozen=True)
 class _Doc:
     label: str
@@ -271,39 +329,14 @@ class Matcher:
             repeated = Counter(t for ex in doc.examples for t in ex
                                if "_" not in t and not self._is_stop(t))
             self._anchors[doc.label] = doc.keywords | {t for t, k in repeated.items() if k >= 2}
-        # How rare a term is across topics (idf), and how strongly it points at each one.
-        df: Counter[str] = Counter()
-        counts: list[Counter[str]] = []
-        for doc in docs:
-            df.update(set().union(*doc.examples, doc.keywords))
-            c: Counter[str] = Counter()
-            for ex in doc.examples:
-                c.update(ex)
-            c.update({t: _KEYWORD_COUNT for t in doc.keywords})
-            counts.append(c)
-        n = len(docs)
-        self._idf = {t: math.log(1 + n / k) * self._discount(t) for t, k in df.items()}
-        self._unknown_idf = math.log(1 + n / _UNKNOWN_DF)
-        totals: Counter[str] = Counter()
-        for c in counts:
-            totals.update(c)
-        self._points: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        for i, c in enumerate(counts):
-            for term, k in c.items():
-                self._points[term].append((i, k / totals[term]))
-        # every example once, with its total weight, and an index from terms to examples
-        self._example_owner: list[int] = []
-        self._example_terms: list[frozenset[str]] = []
-        self._example_weight: list[float] = []
-        self._examples_with: dict[str, list[int]] = defaultdict(list)
-        for i, doc in enumerate(docs):
-            for example in doc.examples:
-                e = len(self._example_owner)
-                self._example_owner.append(i)
-                self._example_terms.append(example)
-                self._example_weight.append(sum(self._weight(t) for t in example))
-                for term in example:
-                    self._examples_with[term].append(e)
+        index = _index(tuple(docs), self._stop)
+        self._idf = index.idf
+        self._unknown_idf = index.unknown_idf
+        self._points = index.points
+        self._example_owner = index.example_owner
+        self._example_terms = index.example_terms
+        self._example_weight = index.example_weight
+        self._examples_with = index.examples_with
 
     # ------------------------------------------------------------------ analysis
 
@@ -386,14 +419,10 @@ class Matcher:
     # ------------------------------------------------------------------ scoring
 
     def _discount(self, term: str) -> float:
-        if "_" in term:
-            a, _, b = term.partition("_")
-            stops = self._is_stop(a) + self._is_stop(b)
-            return (1.0, _HALF_PAIR_WEIGHT, _PAIR_WEIGHT)[stops]
-        return _STOP_WEIGHT if self._is_stop(term) else 1.0
+        return _discount(term, self._stop)
 
     def _is_stop(self, term: str) -> bool:
-        return term in self._stop or term == "@role"
+        return _is_stop(term, self._stop)
 
     def _weight(self, term: str) -> float:
         weight = self._idf.get(term)

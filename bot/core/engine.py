@@ -19,7 +19,7 @@ __all__ = ["Engine", "ReloadReport"]
 
 log = logging.getLogger(__name__)
 
-_POPULAR = ("overview", "salary", "which_to_choose", "crossover", "skills")
+_POPULAR = ("overview", "salary", "which_to_choose")
 # A message this short (in topic words) leans on the conversation so far: "pay?"
 _SHORT = 2
 
@@ -225,7 +225,7 @@ class Engine:
             text=text,
             kind="decline",
             confidence=round(match.confidence, 3),
-            suggestions=self._suggestions(state, list(_POPULAR[:3])),
+            suggestions=self._suggestions(state, list(_POPULAR)),
         )
 
     def _too_long(self, state: _State) -> Reply:
@@ -235,7 +235,7 @@ class Engine:
                   f"{self.settings.max_message_chars} characters)? I answer questions about "
                   "data scientists vs ML engineers."),
             kind="decline",
-            suggestions=self._suggestions(state, list(_POPULAR[:3])),
+            suggestions=self._suggestions(state, list(_POPULAR)),
         )
 
     # ------------------------------------------------------------------ commands
@@ -251,8 +251,7 @@ class Engine:
         state = self._state
         lines = [f"• *{t.title}*: {t.summary}" for t in state.knowledge.topics.values()
                  if not t.smalltalk]
-        aspects = ", ".join(t.comparison.aspect for t in state.knowledge.topics.values()
-                            if t.comparison)
+        aspects = ", ".join(state.knowledge.aspects)
         return Reply(
             title="What you can ask me",
             text="\n".join(lines) + f"\n\nSide by side with `/compare <aspect>`: {aspects}.",
@@ -284,8 +283,7 @@ class Engine:
         )
 
     def aspects(self) -> list[str]:
-        return [t.comparison.aspect for t in self._state.knowledge.topics.values()
-                if t.comparison]
+        return self._state.knowledge.aspects
 
     def suggest_aspects(self, partial: str, limit: int = 25) -> list[str]:
         """Aspects for autocomplete and "did you mean": fuzzy over aspects and aliases."""

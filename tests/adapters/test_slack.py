@@ -146,19 +146,6 @@ async def serving(slack: FakeSlack, engine: Engine, settings: Settings,
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack(users={OWNER: {"is_owner": True}}) as fake:
-        yield fake
-
-
-@pytest.fixture
-def settings(slack: FakeSlack) -> Settings:
-    return Settings(slack_bot_token=slack.bot_token, slack_signing_secret=SECRET,
-                    slack_api_url=slack.api_url, slack_admin_ids=frozenset({ADMIN}),
-                    rate_limit_per_minute=100)
-
-
-@pytest.fixture
 async def peer(slack: FakeSlack, engine: Engine, settings: Settings) -> AsyncIterator[Peer]:
     async with serving(slack, engine, settings) as p:
         yield p

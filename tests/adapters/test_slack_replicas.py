@@ -85,19 +85,6 @@ async def replica(slack: FakeSlack, settings: Settings, knowledge: Path,
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def settings(slack: FakeSlack) -> Settings:
-    return Settings(slack_bot_token=slack.bot_token, slack_signing_secret=SECRET,
-                    slack_api_url=slack.api_url, slack_admin_ids=frozenset({ADMIN}),
-                    rate_limit_per_minute=100)
-
-
-@pytest.fixture
 async def pair(slack: FakeSlack, settings: Settings, knowledge_copy: Path,
                redis_store: Callable[..., RedisStore]) -> AsyncIterator[tuple[Replica, Replica]]:
     """Replicas A and B on one knowledge source, each with its own Redis connection."""

@@ -15,10 +15,12 @@ class MatchSettings:
     """Thresholds of the matcher. Confidence is in [0, 1]."""
 
     #: below this the bot declines rather than risk a confident wrong answer
-    decline_below: float = 0.28
+    decline_below: float = 0.42
+    #: a short follow-up whose best topic is the conversation's own is answered from here
+    follow_up_below: float = 0.32
     #: a topic this close to the answer's (under `sure_above`) is offered as "did you mean"
     clarify_margin: float = 0.03
-    sure_above: float = 0.5
+    sure_above: float = 0.6
     #: follow-up context is forgotten after this many seconds
     context_ttl: float = 15 * 60
     #: longer messages are not matched; the asker is asked to shorten them
@@ -137,6 +139,8 @@ class Settings:
         merged.update(os.environ if env is None else env)
         match = MatchSettings(
             decline_below=_float(merged, "CAREERBOT_DECLINE_BELOW", MatchSettings.decline_below),
+            follow_up_below=_float(merged, "CAREERBOT_FOLLOW_UP_BELOW",
+                                   MatchSettings.follow_up_below),
             clarify_margin=_float(merged, "CAREERBOT_CLARIFY_MARGIN",
                                   MatchSettings.clarify_margin),
             sure_above=_float(merged, "CAREERBOT_SURE_ABOVE", MatchSettings.sure_above),

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 _POPULAR = ("overview", "salary", "which_to_choose")
 # A message this short (in topic words) leans on the conversation so far: "pay?"
 _SHORT = 2
+_OTHER_ROLE: dict[Role, Role] = {"data_scientist": "ml_engineer", "ml_engineer": "data_scientist"}
 
 
 @dataclass(frozen=True)
@@ -148,13 +149,25 @@ class Engine:
     def _continue(self, state: _State, match: Match, previous: Turn) -> Match:
         """Apply follow-up context: a new role on the old topic, or the old role on a new topic."""
         a = match.analysis
+        short = a.cue or len(a.content) <= _SHORT
+        if a.reverses and short and previous.role in _OTHER_ROLE and not a.roles:
+            # "and the other way round?": the same subject, for the other role
+            return replace(match, topic=previous.topic, role=_OTHER_ROLE[previous.role],
+                           decline_reason=None,
+                           confidence=max(match.confidence, self.settings.sure_above))
+        if (match.decline_reason == "low_confidence" and short and match.best
+                and match.best.id == previous.topic
+                and match.best.score >= self.settings.follow_up_below):
+            # "what would I need to learn?" after a switching answer: unsure on its own,
+            # but leaning on the topic in hand, so the conversation settles it
+            role = state.matcher.role_for(previous.topic, a) if a.roles else previous.role
+            return replace(match, topic=previous.topic, role=role, decline_reason=None)
         if a.roles and not a.content:
             # "what about data scientists?": the previous subject, for the role just named
             role = state.matcher.role_for(previous.topic, a)
             return replace(match, topic=previous.topic, role=role, decline_reason=None,
                            confidence=max(match.confidence, self.settings.sure_above))
-        if (match.topic is None or a.roles or a.compares
-                or not (a.cue or len(a.content) <= _SHORT)):
+        if match.topic is None or a.roles or a.compares or not short:
             return match
         topic = state.knowledge.topics[match.topic]
         if topic.smalltalk or previous.role not in topic.roles:

@@ -10,8 +10,9 @@ The pipeline, built once per knowledge version:
    ("comp", "pay", "earn" -> "salary");
 4. score every topic, and every out-of-scope group as a competing intent, by
    how well the question's content words (weighted by how rare they are across
-   topics) meet the topic's example questions and keywords, plus a rapidfuzz
-   string similarity to the nearest example. A long message is scored sentence
+   topics) meet the topic's example questions and keywords, how likely a
+   naive-Bayes model of each topic's wording finds the question, plus a
+   rapidfuzz string similarity to the nearest example. A long message is scored sentence
    by sentence, so a question buried in a story is still found;
 5. the role comes from which roles the text names, and, for switching
    questions, which one it moves *into*.
@@ -42,8 +43,10 @@ _ROLE_TERM = {DS: "@role", MLE: "@role"}
 _MOVE = "@move"
 _EXAMPLE_ANALYSES: dict[int, dict[str, Analysis]] = {}
 _VERSUS = "@versus"
-# Scoring: nearest example (weighted token F1), votes of the words, string similarity.
-_W_EXAMPLE, _W_VOTE, _W_FUZZY = 0.35, 0.35, 0.20
+# Scoring: nearest example (weighted token F1), votes of the words, string similarity,
+# and the posterior of a naive-Bayes model over all topics and decline groups.
+_W_EXAMPLE, _W_VOTE, _W_FUZZY, _W_BAYES = 0.35, 0.35, 0.20, 0.20
+_BAYES_SMOOTHING = 0.5  # add-k smoothing of each topic's term counts
 _FUZZY_LEADERS = 10     # topics whose examples are string-compared with the question
 _STOP_WEIGHT = 0.2      # a stopword still counts, a fifth as much as a content word
 _PAIR_WEIGHT = 0.3      # a pair of stopwords ("from @role" is not one) counts this much
@@ -54,7 +57,10 @@ _UNKNOWN_DF = 3         # a word no topic uses weighs as if three topics used it
 _SENTENCE = re.compile(r"(?<=[.!?;\n])\s+|\n+")
 # Words that mark a message as continuing the previous one.
 _CUES = ("and", "what about", "how about", "same for", "same", "also", "for", "ok and",
-         "then", "now", "wat about", "and for", "plus")
+         "then", "now", "wat about", "and for", "plus", "what if")
+# Words that ask for the previous answer the other way round.
+_REVERSE = ("other way round", "other way around", "vice versa", "the reverse",
+            "the opposite", "opposite direction", "other direction")
 _ANAPHORA = frozenset({"they", "their", "them", "theirs", "those", "these"})
 # Before a role name, these make it the role being moved INTO; after "from", the source.
 _ARTICLES = frozenset({"a", "an", "the", "fellow"})
@@ -166,6 +172,7 @@ class Analysis:
     other_role: bool
     cue: bool                        # reads like a continuation ("and their tools?")
     compares: bool = False           # asks about both roles at once ("each", "which one")
+    reverses: bool = False           # "the other way round", "vice versa"
 
     @property
     def roles_named(self) -> frozenset[Role]:
@@ -214,6 +221,8 @@ class _Index:
     example_terms: list[frozenset[str]]
     example_weight: list[float]                    # example -> its terms' total weight
     examples_with: dict[str, list[int]]            # term -> the examples using it
+    bayes_base: list[float]                        # topic -> log P(a term it never uses)
+    bayes_lift: dict[str, list[tuple[int, float]]]  # term -> (topic, log P(term) - base)
 
 
 @lru_cache(maxsize=2)  # a reload that leaves examples and keywords alone reuses it
@@ -235,11 +244,16 @@ def _index(docs: tuple[_Doc, ...], stop: frozenset[str]) -> _Index:
     for c in counts:
         totals.update(c)
     points: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    bayes_base: list[float] = []
+    bayes_lift: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for i, c in enumerate(counts):
+        size = sum(c.values()) + _BAYES_SMOOTHING * len(totals)
+        bayes_base.append(math.log(_BAYES_SMOOTHING / size))
         for term, k in c.items():
             points[term].append((i, k / totals[term]))
+            bayes_lift[term].append((i, math.log(1 + k / _BAYES_SMOOTHING)))
     index = _Index(idf, math.log(1 + n / _UNKNOWN_DF), dict(points), [], [], [],
-                   defaultdict(list))
+                   defaultdict(list), bayes_base, dict(bayes_lift))
     for i, doc in enumerate(docs):
         for example in doc.examples:
             e = len(index.example_owner)
@@ -337,6 +351,8 @@ class Matcher:
         self._example_terms = index.example_terms
         self._example_weight = index.example_weight
         self._examples_with = index.examples_with
+        self._bayes_base = index.bayes_base
+        self._bayes_lift = index.bayes_lift
 
     # ------------------------------------------------------------------ analysis
 
@@ -382,7 +398,9 @@ class Matcher:
         cue = (any(joined == c or joined.startswith(c + " ") for c in _CUES)
                or any(w in _ANAPHORA for w in words))
         compares = any(t in _COMPARE for t in tokens) or "which one" in joined
-        return Analysis(tuple(tokens), content, terms, roles, OTHER in tokens, cue, compares)
+        reverses = any(f" {r} " in f" {joined} " for r in _REVERSE)
+        return Analysis(tuple(tokens), content, terms, roles, OTHER in tokens, cue, compares,
+                        reverses)
 
     def _analyse_example(self, text: str) -> Analysis:
         analysis = self._example_analyses.get(text)
@@ -467,8 +485,9 @@ class Matcher:
             f1 = _W_EXAMPLE * 2 * precision * recall / (precision + recall)
             if f1 > partial[i]:
                 partial[i] = f1
+        bayes = self._bayes(analysis)
         for i in partial:
-            partial[i] += _W_VOTE * votes.get(i, 0.0) / wq
+            partial[i] += _W_VOTE * votes.get(i, 0.0) / wq + _W_BAYES * bayes[i]
         # string similarity, the costliest part, only for the leaders
         query = self._fuzzy_string(analysis)
         leaders = sorted(partial, key=partial.__getitem__, reverse=True)[:_FUZZY_LEADERS]
@@ -478,6 +497,22 @@ class Matcher:
             if hit:
                 partial[i] += _W_FUZZY * hit[1] / 100
         return partial
+
+    def _bayes(self, analysis: Analysis) -> list[float]:
+        """P(topic | question) under a naive-Bayes model of each topic's wording (its
+        examples and keywords), every topic and decline group equally likely up front.
+        A word that many examples of one topic use outweighs a pair seen once."""
+        known = [t for t in analysis.terms if t in self._idf]
+        mass = sum(self._discount(t) for t in known)
+        loglik = [mass * base for base in self._bayes_base]
+        for term in known:
+            d = self._discount(term)
+            for i, lift in self._bayes_lift[term]:
+                loglik[i] += d * lift
+        top = max(loglik)
+        likelihood = [math.exp(v - top) for v in loglik]
+        total = sum(likelihood)
+        return [v / total for v in likelihood]
 
     def _windows(self, text: str) -> list[str]:
         """The parts of a long message to score: its questions, else every sentence."""

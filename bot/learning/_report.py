@@ -44,7 +44,7 @@ __all__ = [
 FIT_COUNT = 2
 #: ... this share of them points at the topic, ...
 AGREEMENT = 0.6
-#: ... with at least this score on average (declines score under the decline line, 0.28)
+#: ... with at least this score on average (declines score under the decline line, 0.42)
 FIT = 0.2
 #: example questions suggested per cluster at most
 SUGGESTED = 8

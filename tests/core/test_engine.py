@@ -45,6 +45,27 @@ def test_a_question_that_stands_on_its_own_inherits_nothing(engine):
     assert ask(engine, "which one should I pick, ds or mle?") == ("which_to_choose", "both")
 
 
+def test_the_other_way_round_keeps_the_topic_for_the_other_role(engine):
+    assert ask(engine, "how hard is it to go from ds to mle?") == ("crossover", "ml_engineer")
+    assert ask(engine, "ok, and vice versa?") == ("crossover", "data_scientist")
+
+
+def test_a_short_follow_up_leaning_on_the_topic_in_hand_is_answered(knowledge):
+    """Unsure alone, answered in a conversation whose topic it leans on, and only then."""
+    from bot.settings import MatchSettings
+
+    strict = Engine(knowledge, settings=MatchSettings(decline_below=0.99, follow_up_below=0.2))
+    text = "what would i need to learn"
+    assert strict.answer(Query(text=text)).kind == "decline"
+    best = strict.match(text).best
+    assert best is not None and not best.out_of_scope and best.score >= 0.2
+    followed = strict.answer(Query(text=text), Turn(best.id, "data_scientist"))
+    assert (followed.topic, followed.role) == (best.id, "data_scientist")
+    elsewhere = next(t for t in knowledge.topics if t != best.id and not
+                     knowledge.topics[t].smalltalk)
+    assert strict.answer(Query(text=text), Turn(elsewhere, "data_scientist")).kind == "decline"
+
+
 def test_conversations_do_not_share_context(engine):
     ask(engine, "what do data scientists earn?", "a")
     assert ask(engine, "how about for MLEs", "b")[0] != "salary"

@@ -316,6 +316,7 @@ class Matcher:
         self._targets = sorted(w for w in words if w.isalpha() and len(w) > 3
                                and (w not in vocab.stopwords or len(w) >= 6))
         self._known = frozenset(words)
+        self._frequency = seen
         self._correct = lru_cache(maxsize=8192)(self._correct_uncached)
         # An example reads the same under the same vocabulary: reloads that change
         # answers, or a few examples, reuse the rest (one vocabulary is kept).
@@ -360,9 +361,14 @@ class Matcher:
         if word in self._known or not word.isalpha() or len(word) < 5:
             return word
         limit = 1 if len(word) < 9 else 2
-        hit = process.extractOne(word, self._targets, scorer=OSA.distance,
-                                 score_cutoff=limit)
-        return hit[0] if hit else word
+        hits = process.extract(word, self._targets, scorer=OSA.distance,
+                               score_cutoff=limit, limit=None)
+        if not hits:
+            return word
+        # on a tie, a slip keeps the first letter more often than not, and the
+        # commoner word is the likelier one: "learing" is "learning", not "hearing"
+        best = min(hits, key=lambda h: (h[1], h[0][0] != word[0], -self._frequency[h[0]]))
+        return best[0]
 
     def analyse(self, text: str, correct: bool = True) -> Analysis:
         words = normalise(text).split()

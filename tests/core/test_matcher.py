@@ -118,3 +118,12 @@ def test_question_set_is_well_formed():
     for line in (DATA / "questions.jsonl").read_text().splitlines():
         item = json.loads(line)
         assert set(item) >= {"text", "topic", "role"}
+
+
+@pytest.mark.parametrize(("typed", "meant"), [
+    ("machine learing engineer", ("@mle",)),   # "hearing" is one slip away too
+    ("data scintist", ("@ds",)),
+    ("salery", ("salary",)),
+])
+def test_a_typo_is_read_as_the_likeliest_word_a_slip_away(engine, typed, meant):
+    assert engine._state.matcher.analyse(typed).tokens == meant

@@ -52,6 +52,8 @@ _STOP_WEIGHT = 0.2      # a stopword still counts, a fifth as much as a content 
 _PAIR_WEIGHT = 0.3      # a pair of stopwords ("from @role" is not one) counts this much
 _HALF_PAIR_WEIGHT = 0.7  # a pair with one stopword ("about education") is weaker evidence
 _KEYWORD_COUNT = 3      # a keyword votes like this many examples
+_ROLE_SPELLING = 85    # fuzz.ratio from which a few words spell one of our role names
+_ROLE_WORD_SPELLING = 60
 _COMMON = 3             # a word is a typo of one a slip away and this many times as common
 _UNKNOWN_DF = 3         # a word no topic uses weighs as if three topics used it
 _SENTENCE = re.compile(r"(?<=[.!?;\n])\s+|\n+")
@@ -293,6 +295,12 @@ class Matcher:
         for canon, variants in vocab.synonyms.items():
             for variant in variants:
                 self._phrases.setdefault(tuple(variant.split()), tuple(canon.split()))
+        # role names of several words, which a slip in each word can still spell out
+        self._role_names: dict[int, list[str]] = defaultdict(list)
+        for names in vocab.roles.values():
+            for name in names:
+                if len(name.split()) > 1 and len(name) >= 10:
+                    self._role_names[len(name.split())].append(name)
         self._longest: dict[str, int] = {}
         for phrase in self._phrases:
             self._longest[phrase[0]] = max(self._longest.get(phrase[0], 0), len(phrase))
@@ -373,7 +381,7 @@ class Matcher:
     def analyse(self, text: str, correct: bool = True) -> Analysis:
         words = normalise(text).split()
         if correct:
-            words = [self._correct(w) for w in words]
+            words = self._spell_roles([self._correct(w) for w in words])
         tokens: list[str] = []
         i = 0
         while i < len(words):
@@ -407,6 +415,31 @@ class Matcher:
         reverses = any(f" {r} " in f" {joined} " for r in _REVERSE)
         return Analysis(tuple(tokens), content, terms, roles, OTHER in tokens, cue, compares,
                         reverses)
+
+    def _spell_roles(self, words: list[str]) -> list[str]:
+        """Role names misspelt word by word: "machine leining negineer" is one, and so is
+        "mtchine earning engineer", whose words are all words of their own."""
+        i = 0
+        while i < len(words):
+            known = next((n for n in range(self._longest.get(words[i], 0), 1, -1)
+                          if tuple(words[i:i + n]) in self._phrases), 0)
+            if known:  # "data science jobs" is data science, then jobs
+                i += known
+                continue
+            for size in (3, 2):
+                window = words[i:i + size]
+                if len(window) < size:
+                    continue
+                hit = process.extractOne(" ".join(window), self._role_names[size],
+                                         scorer=fuzz.ratio, score_cutoff=_ROLE_SPELLING)
+                # and word for word: "machine learning a" is no "machine learning eng"
+                if hit and all(fuzz.ratio(a, b) >= _ROLE_WORD_SPELLING
+                               for a, b in zip(window, hit[0].split(), strict=True)):
+                    words[i:i + size] = hit[0].split()
+                    i += size - 1
+                    break
+            i += 1
+        return words
 
     def _analyse_example(self, text: str) -> Analysis:
         analysis = self._example_analyses.get(text)

@@ -124,6 +124,13 @@ def test_question_set_is_well_formed():
     ("machine learing engineer", ("@mle",)),   # "hearing" is one slip away too
     ("data scintist", ("@ds",)),
     ("salery", ("salary",)),
+    # a slip in every word of a role name, even into words of their own ("earning")
+    ("machine leining negineer", ("@mle",)),
+    ("mtchine earning engineers", ("@mle",)),
+    ("data scienttts", ("@ds",)),
+    # ... but a role name and the next word stay apart
+    ("data science jobs", ("@ds", "jobs")),
+    ("machine learning a", ("ml", "a")),
 ])
 def test_a_typo_is_read_as_the_likeliest_word_a_slip_away(engine, typed, meant):
     assert engine._state.matcher.analyse(typed).tokens == meant

@@ -423,12 +423,9 @@ class Matcher:
         while i < len(words):
             known = next((n for n in range(self._longest.get(words[i], 0), 1, -1)
                           if tuple(words[i:i + n]) in self._phrases), 0)
-            if known:  # "data science jobs" is data science, then jobs
-                i += known
-                continue
             for size in (3, 2):
                 window = words[i:i + size]
-                if len(window) < size:
+                if len(window) < size or known >= size:
                     continue
                 hit = process.extractOne(" ".join(window), self._role_names[size],
                                          scorer=fuzz.ratio, score_cutoff=_ROLE_SPELLING)
@@ -436,9 +433,9 @@ class Matcher:
                 if hit and all(fuzz.ratio(a, b) >= _ROLE_WORD_SPELLING
                                for a, b in zip(window, hit[0].split(), strict=True)):
                     words[i:i + size] = hit[0].split()
-                    i += size - 1
+                    known = size
                     break
-            i += 1
+            i += max(known, 1)
         return words
 
     def _analyse_example(self, text: str) -> Analysis:

@@ -128,6 +128,7 @@ def test_question_set_is_well_formed():
     ("machine leining negineer", ("@mle",)),
     ("mtchine earning engineers", ("@mle",)),
     ("data scienttts", ("@ds",)),
+    ("machine learning enginess", ("@mle",)),  # a known phrase ("machine learning") first
     # ... but a role name and the next word stay apart
     ("data science jobs", ("@ds", "jobs")),
     ("machine learning a", ("ml", "a")),

@@ -566,7 +566,7 @@ class Matcher:
         text = _drop_negated(text)
         whole = self.analyse(text)
         totals: dict[int, float] = {}
-        windows = self._windows(text) if len(whole.content) > 10 else [text]
+        windows = self._windows(text)
         for window in windows:
             analysis = whole if window is text else self.analyse(window)
             for i, score in self._score_window(analysis).items():

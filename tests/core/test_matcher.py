@@ -91,6 +91,16 @@ def test_questions_buried_in_personal_stories_are_found(engine):
     assert right / len(long) >= 0.75
 
 
+@pytest.mark.parametrize(("text", "topic", "role"), [
+    ("I'm a nurse. Been learning SQL at weekends. ds salary?", "salary", "data_scientist"),
+    ("First post here, be gentle. I teach maths. What is an MLE?", "role_definition",
+     "ml_engineer"),
+])
+def test_a_short_question_after_a_little_context_is_found(engine, text, topic, role):
+    """The question is scored on its own, not drowned by the sentences before it."""
+    assert label(engine, text) == (topic, role)
+
+
 def test_confidence_is_a_probability_like_number(engine):
     for text in ("what do MLEs earn", "zzzz", "tell me about the roles"):
         reply = engine.answer(Query(text=text))

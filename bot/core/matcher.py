@@ -84,7 +84,8 @@ _SELF_PAIRS = frozenset({"i am", "i m", "work as", "working as", "worked as", "j
 @lru_cache(maxsize=2)  # a reload that leaves the wording alone reuses the last answer
 def _known_words(curated: frozenset[str], seen_counts: frozenset[tuple[str, int]]
                  ) -> frozenset[str]:
-    """The curated words, and every seen word that is not a slip of a much commoner one."""
+    """The curated words, every word the examples use often, and every other seen word
+    that is not a slip of a much commoner one."""
     seen = dict(seen_counts)
     # one slip changes a word's length by one at most: compare within those lengths
     common: dict[int, list[str]] = defaultdict(list)
@@ -99,8 +100,9 @@ def _known_words(curated: frozenset[str], seen_counts: frozenset[tuple[str, int]
                                 + common[len(word) + 1], scorer=OSA.distance,
                                 score_cutoff=1, limit=4)
                 if word.isalpha() and len(word) >= 5 else [])
-        if not any(v != word and (v in curated or seen.get(v, 0) >= _COMMON * count)
-                   for v, _, _ in near):
+        if count >= _COMMON or not any(
+                v != word and (v in curated or seen.get(v, 0) >= _COMMON * count)
+                for v, _, _ in near):
             words.add(word)
     return frozenset(words)
 

@@ -142,6 +142,8 @@ def test_question_set_is_well_formed():
     # ... but a role name and the next word stay apart
     ("data science jobs", ("@ds", "jobs")),
     ("machine learning a", ("ml", "a")),
+    # a word the examples use often is a word, not a slip of a commoner one ("stack")
+    ("slack", ("slack",)),
 ])
 def test_a_typo_is_read_as_the_likeliest_word_a_slip_away(engine, typed, meant):
     assert engine._state.matcher.analyse(typed).tokens == meant

@@ -29,6 +29,7 @@ def label(engine, text: str, conversation: str = "") -> tuple[str | None, str | 
         ("what do MLEs earn", "salary", "ml_engineer"),
         ("ds salary in the us?", "salary", "data_scientist"),
         ("who gets paid more, ds or mle", "salary", "both"),
+        ("im stuck choosing between ds and mle", "which_to_choose", "both"),
         # typos, slang, no apostrophes
         ("how much do machine lerning enginers make", "salary", "ml_engineer"),
         ("wat tools do data scientsts use", "tools", "data_scientist"),

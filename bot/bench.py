@@ -992,6 +992,7 @@ async def _slack_load(b: Bench) -> dict[str, Any]:
                 await server.wait()
         answered = dict(slack.answered)
         refused = list(slack.refused)
+        auth_tests = len(slack.of("auth.test"))
     logged = server_log.read_text(encoding="utf-8", errors="replace").splitlines()
     logged_errors = [line for line in logged if "ERROR" in line or line.startswith("Traceback")]
     acks = [r["ack"] for r in load["results"] if r["ok"]]
@@ -1012,6 +1013,7 @@ async def _slack_load(b: Bench) -> dict[str, Any]:
         "answered_twice_or_more": sum(len(answered.get(k, ())) > 1 for k in sent),
         "stray_answers": sum(k not in sent for k in answered),
         "rate_limited": len(refused),
+        "auth_test_calls": auth_tests,
         "answer_p50_ms": _r(_pct(answer_times, 50) * 1000),
         "answer_p99_ms": _r(_pct(answer_times, 99) * 1000),
         "baseline_healthz": {
@@ -1044,6 +1046,9 @@ def bench_slack(b: Bench) -> None:
           f"missing {r['not_answered']}, repeated {r['answered_twice_or_more']}, "
           f"rate-limited {r['rate_limited']}", "",
           "every request", once, figure=r["answered_once"])
+    b.row(6, "auth.test calls (the token checked)", str(r["auth_test_calls"]),
+          f"{r['concurrency']} requests arrive at once", "", "1", r["auth_test_calls"] == 1,
+          figure=r["auth_test_calls"])
     b.row(6, "time to answer (response_url post), p50 / p99",
           f"{_ms(r['answer_p50_ms'] / 1000)} / {_ms(r['answer_p99_ms'] / 1000)}")
 

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
@@ -38,10 +38,14 @@ def ops_routes(runtime: Runtime) -> list[web.RouteDef]:
 
 
 async def start_server(runtime: Runtime, host: str, port: int,
-                       routes: Iterable[web.RouteDef] = ()) -> web.AppRunner:
-    """Serve the ops routes (and `routes`) on host:port; the caller cleans the runner up."""
+                       routes: Iterable[web.RouteDef] = (),
+                       on_cleanup: Iterable[Callable[[web.Application], Awaitable[None]]] = ()
+                       ) -> web.AppRunner:
+    """Serve the ops routes (and `routes`) on host:port; the caller cleans the runner up,
+    which runs `on_cleanup`."""
     app = web.Application()
     app.add_routes([*ops_routes(runtime), *routes])
+    app.on_cleanup.extend(on_cleanup)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

@@ -233,6 +233,18 @@ async def test_rate_limit_slows_a_user_down(engine: Engine, settings: Settings,
     assert len(slack.of("chat.postMessage")) == 2
 
 
+async def test_a_burst_of_first_requests_asks_slack_who_we_are_once(peer: Peer,
+                                                                   slack: FakeSlack) -> None:
+    """A replica starting under load: every request is acked and answered, and the token
+    is checked (auth.test) once, not once per request that arrived before the first answer."""
+    keys = await asyncio.gather(*(peer.command(f"salary question {i}?", user=f"U{i:04d}")
+                                  for i in range(20)))
+    for key in keys:
+        [call] = await slack.responses(key)
+        assert header(call).startswith("Salary")
+    assert len(slack.of("auth.test")) == 1
+
+
 async def test_retried_event_is_answered_once(peer: Peer, slack: FakeSlack) -> None:
     event = {"type": "app_mention", "user": USER, "text": f"<@{BOT_USER}> salary?",
              "ts": _ts(), "channel": CHANNEL}
@@ -472,6 +484,22 @@ async def test_healthz_and_metrics(peer: Peer, slack: FakeSlack, engine: Engine)
     assert 'careerbot_declines_total{platform="slack"} 1.0' in metrics
     assert 'careerbot_answer_seconds_count{platform="slack"} 2.0' in metrics
     assert f'careerbot_knowledge_info{{version="{engine.version}"}} 1.0' in metrics
+
+
+async def test_a_listener_that_fails_is_counted_and_logged(
+        peer: Peer, slack: FakeSlack, engine: Engine, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Listeners run after their ack, outside bolt's reach: their errors still land."""
+    def broken(*_: Any, **__: Any) -> None:
+        raise RuntimeError("the engine broke")
+
+    monkeypatch.setattr(engine, "answer", broken)
+    await peer.command("what do data scientists earn?")  # acked all the same
+    async with asyncio.timeout(WAIT):
+        while not any("RuntimeError" in r.getMessage() for r in caplog.records):
+            await asyncio.sleep(0.01)
+    async with asyncio.timeout(WAIT), peer.session.get(peer.url + METRICS_PATH) as got:
+        assert 'careerbot_errors_total{where="slack"} 1.0' in await got.text()
 
 
 # ---------------------------------------------------------------------- Socket Mode

@@ -2,7 +2,7 @@
 
 Socket Mode when SLACK_APP_TOKEN is set; otherwise HTTP mode, with Slack's
 requests on POST /slack/events (signature checked by bolt), beside GET /healthz
-and GET /metrics. Every handler acks first (bolt acks events itself), then answers.
+and GET /metrics. Every request is acknowledged first; its listener answers after.
 Shared state (follow-up context, rate limits, seen event ids, votes) goes through
 the process's `Runtime`, so any number of HTTP-mode replicas can share the work.
 """
@@ -10,7 +10,7 @@ the process's `Runtime`, so any number of HTTP-mode replicas can share the work.
 from __future__ import annotations
 
 import asyncio
-import functools
+import inspect
 import logging
 import math
 import re
@@ -18,14 +18,17 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from aiohttp import ClientError, web
+from aiohttp import ClientError, ClientSession, web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.authorization.async_authorize import AsyncAuthorize
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.adapters.errors import ConfigurationError
 from bot.adapters.slack.render import (
@@ -50,6 +53,7 @@ __all__ = ["EVENTS_PATH", "HEALTH_PATH", "build_app", "run_slack", "start_http"]
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+_RUNNING = 2  # listeners running at once (after their ack) per process
 _UNREACHABLE = ("not_in_channel", "channel_not_found")
 
 Body = dict[str, Any]
@@ -79,8 +83,22 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+class _Respond:
+    """bolt's `respond()` for what careerbot sends, over the app's shared HTTP session."""
+
+    def __init__(self, url: str | None, session: ClientSession | None):
+        self.url, self.session = url, session
+
+    async def __call__(self, **message: Any) -> None:
+        if not self.url:
+            raise ValueError("this request has no response_url to respond to")
+        await AsyncWebhookClient(url=self.url, session=self.session).send_dict(
+            {key: value for key, value in message.items() if value is not None})
+
+
 class _Careerbot:
-    """The listeners. Each acks first, asks the engine, then sends what `render` made."""
+    """The listeners: each asks the engine, then sends what `render` made. bolt sees
+    them through `_acked`: Slack's request is acknowledged before a listener starts."""
 
     def __init__(self, engine: Engine, settings: Settings, recorder: Recorder | None = None,
                  runtime: Runtime | None = None):
@@ -88,26 +106,51 @@ class _Careerbot:
         self.settings = settings
         self.recorder = recorder or Recorder.off()
         self.rt = runtime or Runtime(engine, settings)
+        self._tasks: set[asyncio.Task[None]] = set()  # listeners running after their ack
+        self.http: ClientSession | None = None  # the app's session, once it serves
+        # Listeners that run at once: the rest wait (in flight, costing nothing), so a
+        # burst of answers never keeps the loop from acknowledging new requests in time.
+        self._running = asyncio.Semaphore(_RUNNING)
 
     def register(self, app: AsyncApp) -> None:
         app.middleware(self.dedupe)
-        app.event("app_mention")(self._tracked(self.on_mention))
-        app.event("message")(self._tracked(self.on_message))
-        app.command(self.settings.slack_command)(self._tracked(self.on_command))
-        app.action(SHARE)(self._tracked(self.on_share))
-        app.action(re.compile(rf"^{FOLLOWUP}_\d+$"))(self._tracked(self.on_followup))
-        app.action(re.compile(rf"^{FEEDBACK}_"))(self._tracked(self.on_feedback))
-        app.action(PICK_ASPECT)(self._tracked(self.on_pick_aspect))
+        app.event("app_mention")(self._acked(self.on_mention))
+        app.event("message")(self._acked(self.on_message))
+        app.command(self.settings.slack_command)(self._acked(self.on_command))
+        app.action(SHARE)(self._acked(self.on_share))
+        app.action(re.compile(rf"^{FOLLOWUP}_\d+$"))(self._acked(self.on_followup))
+        app.action(re.compile(rf"^{FEEDBACK}_"))(self._acked(self.on_feedback))
+        app.action(PICK_ASPECT)(self._acked(self.on_pick_aspect))
         app.error(self.on_error)
 
-    def _tracked(self, listener: Callable[..., Awaitable[None]]
-                 ) -> Callable[..., Awaitable[None]]:
-        """`listener`, counted in flight while it runs (bolt still sees its arguments)."""
-        @functools.wraps(listener)
-        async def tracked(**kwargs: Any) -> None:
-            self.rt.track()
-            await listener(**kwargs)
-        return tracked
+    def _acked(self, listener: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        """What bolt runs for `listener`: ack, then start it as a task of its own (counted
+        in flight; its errors reach `on_error`). The app is built with
+        process_before_response, so Slack's HTTP response waits for the ack alone, not
+        for bolt's polling of a listener that acks later."""
+        wanted = list(inspect.signature(listener).parameters)
+
+        async def ack_then_start(ack: AsyncAck, body: Body, context: AsyncBoltContext,
+                                 client: AsyncWebClient, event: Body | None,
+                                 command: Body | None, action: Body | None) -> None:
+            await ack()
+            respond = _Respond(context.response_url, self.http)
+            given = {"body": body, "context": context, "client": client, "respond": respond,
+                     "event": event, "command": command, "action": action}
+            task = asyncio.create_task(self._run(listener, {n: given[n] for n in wanted}))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        return ack_then_start
+
+    async def _run(self, listener: Callable[..., Awaitable[None]], kwargs: dict[str, Any]
+                   ) -> None:
+        self.rt.track()
+        async with self._running:
+            try:
+                await listener(**kwargs)
+            except Exception as exc:
+                await self.on_error(exc)
 
     async def on_error(self, error: Exception) -> None:
         self.rt.metrics.errors.labels("slack").inc()
@@ -169,9 +212,8 @@ class _Careerbot:
 
     # ------------------------------------------------------------------ /careerbot
 
-    async def on_command(self, ack: AsyncAck, command: Body, respond: AsyncRespond,
+    async def on_command(self, command: Body, respond: _Respond,
                          client: AsyncWebClient) -> None:
-        await ack()
         team, channel, user = command.get("team_id", ""), command["channel_id"], command["user_id"]
         text = _unescape(command.get("text") or "").strip()
         word, _, rest = text.partition(" ")
@@ -250,9 +292,8 @@ class _Careerbot:
             return reply if reply.comparison else None
         return self._topic_reply(rest) if kind == "answer" else None
 
-    async def on_share(self, ack: AsyncAck, action: Body, body: Body,
-                       respond: AsyncRespond) -> None:
-        await ack()
+    async def on_share(self, action: Body, body: Body,
+                       respond: _Respond) -> None:
         reply = self._rebuild(action.get("value", ""))
         if reply is None:
             await respond(replace_original=False, **notice(
@@ -264,9 +305,8 @@ class _Careerbot:
                  user_ref("slack", body["user"]["id"]),
                  body.get("channel", {}).get("id"))
 
-    async def on_followup(self, ack: AsyncAck, action: Body, body: Body, respond: AsyncRespond,
+    async def on_followup(self, action: Body, body: Body, respond: _Respond,
                           client: AsyncWebClient) -> None:
-        await ack()
         reply = self._topic_reply(action.get("value", ""))
         if reply is None:
             await respond(replace_original=False, **notice(
@@ -291,9 +331,8 @@ class _Careerbot:
             await respond(response_type="ephemeral", replace_original=False,
                           **self._render(reply))
 
-    async def on_feedback(self, ack: AsyncAck, action: Body, body: Body,
-                          respond: AsyncRespond) -> None:
-        await ack()
+    async def on_feedback(self, action: Body, body: Body,
+                          respond: _Respond) -> None:
         vote = action["action_id"].removeprefix(f"{FEEDBACK}_")
         log.info("feedback: %s on %s from user %s (team %s)", vote, action.get("value"),
                  user_ref("slack", body["user"]["id"]), body.get("team", {}).get("id"))
@@ -305,8 +344,7 @@ class _Careerbot:
                            topic=topic, role=role or "both", helpful=vote == "helpful")
         await self.rt.vote("slack", topic, role or "both", helpful=vote == "helpful")
 
-    async def on_pick_aspect(self, ack: AsyncAck, action: Body, respond: AsyncRespond) -> None:
-        await ack()
+    async def on_pick_aspect(self, action: Body, respond: _Respond) -> None:
         aspect = (action.get("selected_option") or {}).get("value", "")
         await respond(response_type="ephemeral", replace_original=True, **self._compare(aspect))
 
@@ -324,10 +362,43 @@ def _api_url(settings: Settings) -> str:
     return settings.slack_api_url.rstrip("/") + "/"
 
 
+class _OneWorkspace(AsyncAuthorize):
+    """Authorization for the one workspace of the bot token, asking Slack's auth.test once
+    a process. bolt's own asks it for every request until one answer is back: a burst of
+    first requests (a replica starting under load) would each ask."""
+
+    def __init__(self, client: AsyncWebClient):
+        super().__init__()
+        self.client = client
+        self._result: asyncio.Future[AuthorizeResult] | None = None
+
+    async def __call__(self, **_: Any) -> AuthorizeResult:
+        if self._result is None or (self._result.done() and self._result.exception()):
+            self._result = asyncio.ensure_future(self._auth_test())  # a failure is retried
+        return await asyncio.shield(self._result)
+
+    async def _auth_test(self) -> AuthorizeResult:
+        return AuthorizeResult.from_auth_test_response(
+            bot_token=self.client.token, auth_test_response=await self.client.auth_test())
+
+
 class CareerbotApp(AsyncApp):
     """bolt's AsyncApp, knowing the runtime its listeners share (for /healthz, /metrics)."""
 
     runtime: Runtime
+    listeners: _Careerbot
+
+    async def open(self) -> None:
+        """One HTTP session, made on the running loop, for every call to Slack's Web API
+        and response URLs: kept-alive connections instead of a new session per message."""
+        session = ClientSession()
+        if self.client.session is None:
+            self.client.session = session
+        self.listeners.http = session
+
+    async def close(self) -> None:
+        if self.listeners.http is not None:
+            await self.listeners.http.close()
 
 
 def build_app(engine: Engine, settings: Settings, client: AsyncWebClient | None = None,
@@ -339,10 +410,13 @@ def build_app(engine: Engine, settings: Settings, client: AsyncWebClient | None 
     """
     client = client or AsyncWebClient(token=settings.slack_bot_token,
                                       base_url=_api_url(settings))
-    app = CareerbotApp(client=client, signing_secret=settings.slack_signing_secret)
+    app = CareerbotApp(client=client, signing_secret=settings.slack_signing_secret,
+                       authorize=_OneWorkspace(client),
+                       process_before_response=True)  # see _Careerbot._acked
     listeners = _Careerbot(engine, settings, recorder, runtime)
     listeners.register(app)
     app.runtime = listeners.rt
+    app.listeners = listeners
     return app
 
 
@@ -351,7 +425,12 @@ async def start_http(app: CareerbotApp, host: str, port: int) -> web.AppRunner:
     async def events(request: web.Request) -> web.Response:
         return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
 
-    return await start_server(app.runtime, host, port, [web.post(EVENTS_PATH, events)])
+    async def close(_: web.Application) -> None:
+        await app.close()
+
+    await app.open()
+    return await start_server(app.runtime, host, port, [web.post(EVENTS_PATH, events)],
+                              on_cleanup=[close])
 
 
 def _check(settings: Settings) -> None:
@@ -387,6 +466,7 @@ async def run_slack(engine: Engine, settings: Settings, port: int | None = None,
     await _whoami(app.client)
     if settings.slack_app_token:
         handler = AsyncSocketModeHandler(app, settings.slack_app_token)
+        await app.open()
         try:
             try:
                 handler.client.wss_uri = await handler.client.issue_new_wss_url()
@@ -401,6 +481,7 @@ async def run_slack(engine: Engine, settings: Settings, port: int | None = None,
         finally:
             app.runtime.set_platform("slack", False)
             await handler.close_async()
+            await app.close()
     else:
         runner = await start_http(app, settings.host, settings.port if port is None else port)
         app.runtime.set_platform("slack", True)

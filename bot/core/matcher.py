@@ -20,10 +20,12 @@ The pipeline, built once per knowledge version:
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -47,6 +49,7 @@ _VERSUS = "@versus"
 # and the posterior of a naive-Bayes model over all topics and decline groups.
 _W_EXAMPLE, _W_VOTE, _W_FUZZY, _W_BAYES = 0.35, 0.35, 0.20, 0.20
 _BAYES_SMOOTHING = 0.5  # add-k smoothing of each topic's term counts
+_BAYES_RIVALS = 48      # the posterior is over the candidates and this many most-voted topics
 _FUZZY_LEADERS = 10     # topics whose examples are string-compared with the question
 _STOP_WEIGHT = 0.2      # a stopword still counts, a fifth as much as a content word
 _PAIR_WEIGHT = 0.3      # a pair of stopwords ("from @role" is not one) counts this much
@@ -226,7 +229,7 @@ class _Index:
     example_weight: list[float]                    # example -> its terms' total weight
     examples_with: dict[str, list[int]]            # term -> the examples using it
     bayes_base: list[float]                        # topic -> log P(a term it never uses)
-    bayes_lift: dict[str, list[tuple[int, float]]]  # term -> (topic, log P(term) - base)
+    bayes_lift: list[dict[str, float]]             # topic -> term -> log P(term) - base
 
 
 @lru_cache(maxsize=2)  # a reload that leaves examples and keywords alone reuses it
@@ -249,15 +252,15 @@ def _index(docs: tuple[_Doc, ...], stop: frozenset[str]) -> _Index:
         totals.update(c)
     points: dict[str, list[tuple[int, float]]] = defaultdict(list)
     bayes_base: list[float] = []
-    bayes_lift: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    bayes_lift: list[dict[str, float]] = []
     for i, c in enumerate(counts):
         size = sum(c.values()) + _BAYES_SMOOTHING * len(totals)
         bayes_base.append(math.log(_BAYES_SMOOTHING / size))
+        bayes_lift.append({t: math.log(1 + k / _BAYES_SMOOTHING) for t, k in c.items()})
         for term, k in c.items():
             points[term].append((i, k / totals[term]))
-            bayes_lift[term].append((i, math.log(1 + k / _BAYES_SMOOTHING)))
     index = _Index(idf, math.log(1 + n / _UNKNOWN_DF), dict(points), [], [], [],
-                   defaultdict(list), bayes_base, dict(bayes_lift))
+                   defaultdict(list), bayes_base, bayes_lift)
     for i, doc in enumerate(docs):
         for example in doc.examples:
             e = len(index.example_owner)
@@ -503,7 +506,8 @@ class Matcher:
         for term in seeds:
             candidates.update(i for i, _ in self._points.get(term, ()))
         # and the topics the question's whole wording votes for most ("what does X do?")
-        candidates.update(sorted(votes, key=votes.__getitem__, reverse=True)[:_FUZZY_LEADERS])
+        most_voted = heapq.nlargest(_BAYES_RIVALS, votes, key=votes.__getitem__)
+        candidates.update(most_voted[:_FUZZY_LEADERS])
         overlap: dict[int, float] = {}
         for term in seeds:
             w = weights[term]
@@ -523,7 +527,7 @@ class Matcher:
             f1 = _W_EXAMPLE * 2 * precision * recall / (precision + recall)
             if f1 > partial[i]:
                 partial[i] = f1
-        bayes = self._bayes(analysis)
+        bayes = self._bayes(analysis, partial.keys() | most_voted)
         for i in partial:
             partial[i] += _W_VOTE * votes.get(i, 0.0) / wq + _W_BAYES * bayes[i]
         # string similarity, the costliest part, only for the leaders
@@ -536,21 +540,25 @@ class Matcher:
                 partial[i] += _W_FUZZY * hit[1] / 100
         return partial
 
-    def _bayes(self, analysis: Analysis) -> list[float]:
-        """P(topic | question) under a naive-Bayes model of each topic's wording (its
-        examples and keywords), every topic and decline group equally likely up front.
-        A word that many examples of one topic use outweighs a pair seen once."""
-        known = [t for t in analysis.terms if t in self._idf]
-        mass = sum(self._discount(t) for t in known)
-        loglik = [mass * base for base in self._bayes_base]
-        for term in known:
-            d = self._discount(term)
-            for i, lift in self._bayes_lift[term]:
-                loglik[i] += d * lift
-        top = max(loglik)
-        likelihood = [math.exp(v - top) for v in loglik]
-        total = sum(likelihood)
-        return [v / total for v in likelihood]
+    def _bayes(self, analysis: Analysis, candidates: Iterable[int]) -> dict[int, float]:
+        """P(topic | question, one of `candidates`) under a naive-Bayes model of each
+        topic's wording (its examples and keywords), the candidates equally likely up
+        front. A word that many examples of one topic use outweighs a pair seen once.
+        The candidates are the topics the question's words point at most, about as many
+        as the shipped base has: thousands of unrelated topics neither dilute the
+        posterior nor cost anything."""
+        known = [(t, self._discount(t)) for t in analysis.terms if t in self._idf]
+        mass = sum(d for _, d in known)
+        loglik = {}
+        for i in candidates:
+            lift = self._bayes_lift[i]
+            loglik[i] = mass * self._bayes_base[i] + sum(d * lift.get(t, 0.0) for t, d in known)
+        if not loglik:
+            return {}
+        top = max(loglik.values())
+        likelihood = {i: math.exp(v - top) for i, v in loglik.items()}
+        total = sum(likelihood.values())
+        return {i: v / total for i, v in likelihood.items()}
 
     def _windows(self, text: str) -> list[str]:
         """The parts of a long message to score: its questions, else every sentence."""

@@ -135,7 +135,8 @@ class Bench:
         if factor not in self._bases:
             _say(f"generating a knowledge base {factor}x the shipped one")
             self._bases[factor] = generate_knowledge(
-                self.shipped, self.tmp / f"knowledge_{factor}x", factor)
+                self.shipped, self.tmp / f"knowledge_{factor}x", factor,
+                asked=dev_texts(self.eval_files))
         return self._bases[factor]
 
 
@@ -307,10 +308,11 @@ _FRAMES = (
 )
 
 
-def _shipped_words(shipped: Path) -> list[str]:
+def _real_words(shipped: Path, asked: Iterable[str] = ()) -> list[str]:
+    """Every word of the shipped base and of the questions asked of it."""
     words: set[str] = set()
-    for path in shipped.rglob("*.yaml"):
-        words.update(re.findall(r"[a-z]+", path.read_text(encoding="utf-8").lower()))
+    for text in (*(p.read_text(encoding="utf-8") for p in shipped.rglob("*.yaml")), *asked):
+        words.update(re.findall(r"[a-z]+", text.lower()))
     return sorted(words)
 
 
@@ -332,10 +334,13 @@ def _made_up_words(count: int, avoid: list[str], seed: int) -> list[str]:
     return list(out)
 
 
-def generate_knowledge(shipped: Path, target: Path, factor: int, seed: int = 5) -> Path:
+def generate_knowledge(shipped: Path, target: Path, factor: int, seed: int = 5,
+                       asked: Iterable[str] = ()) -> Path:
     """A copy of `shipped` with synthetic topics added until it has `factor` times its topics.
 
-    Each synthetic topic has its own made-up vocabulary, as many example questions as a
+    Each synthetic topic has its own made-up vocabulary (3+ edits from every word of the
+    shipped base and of the questions `asked`: a made-up word one slip from "brazil"
+    would be a typo target no real base has), as many example questions as a
     shipped topic has on average (so the examples grow with the topics), the shipped
     topics' schema (id, title, summary, sources, answers, examples, keywords, follow_ups)
     and passes `careerbot validate`.
@@ -354,7 +359,7 @@ def generate_knowledge(shipped: Path, target: Path, factor: int, seed: int = 5) 
     extra = len(shipped_topics) * (factor - 1)
     sources = yaml.safe_load((shipped / "sources.yaml").read_text(encoding="utf-8"))
     source = sorted(sources)[0]
-    words = _made_up_words(extra * 6, _shipped_words(shipped), seed)
+    words = _made_up_words(extra * 6, _real_words(shipped, asked), seed)
     ids = [f"synthetic_{i:05d}" for i in range(extra)]
     for i, topic_id in enumerate(ids):
         own = words[i * 6:(i + 1) * 6]

@@ -59,6 +59,10 @@ _ROLE_SPELLING = 85    # fuzz.ratio from which a few words spell one of our role
 _ROLE_WORD_SPELLING = 60
 _COMMON = 3             # a word is a typo of one a slip away and this many times as common
 _UNKNOWN_DF = 3         # a word no topic uses weighs as if three topics used it
+# Rarity (idf) is log(1 + _IDF_TOPICS / topics using the word), a fixed numerator about
+# the shipped base's size: topics added that share no word with a question (a base
+# grown tenfold) then leave that question's weights, and so its answer, alone.
+_IDF_TOPICS = 48
 _SENTENCE = re.compile(r"(?<=[.!?;\n])\s+|\n+")
 # Words that mark a message as continuing the previous one.
 _CUES = ("and", "what about", "how about", "same for", "same", "also", "for", "ok and",
@@ -245,7 +249,7 @@ def _index(docs: tuple[_Doc, ...], stop: frozenset[str]) -> _Index:
             c.update(ex)
         c.update({t: _KEYWORD_COUNT for t in doc.keywords})
         counts.append(c)
-    n = len(docs)
+    n = _IDF_TOPICS
     idf = {t: math.log(1 + n / k) * _discount(t, stop) for t, k in df.items()}
     totals: Counter[str] = Counter()
     for c in counts:

@@ -27,7 +27,7 @@ import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
@@ -43,7 +43,9 @@ _ROLE_TOKEN: dict[str, Role] = {DS: "data_scientist", MLE: "ml_engineer"}
 _OTHER_ROLE: dict[Role, Role] = {"data_scientist": "ml_engineer", "ml_engineer": "data_scientist"}
 _ROLE_TERM = {DS: "@role", MLE: "@role"}
 _MOVE = "@move"
-_EXAMPLE_ANALYSES: dict[int, dict[str, Analysis]] = {}
+_EXAMPLE_ANALYSES: dict[int, dict[tuple[str, ...], Analysis]] = {}
+_CORRECTIONS: dict[int, dict[str, str]] = {}
+_KEPT_CORRECTIONS = 1 << 16
 _VERSUS = "@versus"
 # Scoring: nearest example (weighted token F1), votes of the words, string similarity,
 # and the posterior of a naive-Bayes model over all topics and decline groups.
@@ -189,6 +191,16 @@ class Analysis:
     def roles_named(self) -> frozenset[Role]:
         return frozenset(r for r, _ in self.roles)
 
+    @cached_property
+    def term_set(self) -> frozenset[str]:
+        return frozenset(self.terms)
+
+    @cached_property
+    def fuzzy(self) -> str:
+        """What the string similarity compares: our roles alike, no articles."""
+        return " ".join("@role" if t in (DS, MLE) else t for t in self.tokens
+                        if t.startswith("@") or t not in ("a", "an", "the"))
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -215,6 +227,7 @@ def _is_stop(term: str, stop: frozenset[str]) -> bool:
     return term in stop or term == "@role"
 
 
+@lru_cache(maxsize=1 << 18)
 def _discount(term: str, stop: frozenset[str]) -> float:
     """How much a term counts beside its rarity: stopwords and their pairs count less."""
     if "_" in term:
@@ -236,19 +249,29 @@ class _Index:
     bayes_lift: list[dict[str, float]]             # topic -> term -> log P(term) - base
 
 
+@lru_cache(maxsize=1 << 14)  # a reload reuses the topics it leaves alone
+def _doc_counts(doc: _Doc) -> tuple[Counter[str], dict[str, float]]:
+    """A topic's term counts (a keyword counts as several examples) and, from them, its
+    naive-Bayes lifts: log P(term | topic) - log P(a term the topic never uses)."""
+    c: Counter[str] = Counter()
+    for ex in doc.examples:
+        c.update(ex)
+    c.update({t: _KEYWORD_COUNT for t in doc.keywords})
+    return c, {t: math.log(1 + k / _BAYES_SMOOTHING) for t, k in c.items()}
+
+
 @lru_cache(maxsize=2)  # a reload that leaves examples and keywords alone reuses it
 def _index(docs: tuple[_Doc, ...], stop: frozenset[str]) -> _Index:
     """How rare a term is across topics (idf), how strongly it points at each one,
     and every example once, with its total weight and an index from terms to examples."""
     df: Counter[str] = Counter()
     counts: list[Counter[str]] = []
+    bayes_lift: list[dict[str, float]] = []
     for doc in docs:
-        df.update(set().union(*doc.examples, doc.keywords))
-        c: Counter[str] = Counter()
-        for ex in doc.examples:
-            c.update(ex)
-        c.update({t: _KEYWORD_COUNT for t in doc.keywords})
+        c, lift = _doc_counts(doc)
+        df.update(c.keys())
         counts.append(c)
+        bayes_lift.append(lift)
     n = _IDF_TOPICS
     idf = {t: math.log(1 + n / k) * _discount(t, stop) for t, k in df.items()}
     totals: Counter[str] = Counter()
@@ -256,11 +279,9 @@ def _index(docs: tuple[_Doc, ...], stop: frozenset[str]) -> _Index:
         totals.update(c)
     points: dict[str, list[tuple[int, float]]] = defaultdict(list)
     bayes_base: list[float] = []
-    bayes_lift: list[dict[str, float]] = []
     for i, c in enumerate(counts):
-        size = sum(c.values()) + _BAYES_SMOOTHING * len(totals)
+        size = c.total() + _BAYES_SMOOTHING * len(totals)
         bayes_base.append(math.log(_BAYES_SMOOTHING / size))
-        bayes_lift.append({t: math.log(1 + k / _BAYES_SMOOTHING) for t, k in c.items()})
         for term, k in c.items():
             points[term].append((i, k / totals[term]))
     index = _Index(idf, math.log(1 + n / _UNKNOWN_DF), dict(points), [], [], [],
@@ -334,10 +355,17 @@ class Matcher:
                                and (w not in vocab.stopwords or len(w) >= 6))
         self._known = frozenset(words)
         self._frequency = seen
-        self._correct = lru_cache(maxsize=8192)(self._correct_uncached)
-        # An example reads the same under the same vocabulary: reloads that change
-        # answers, or a few examples, reuse the rest (one vocabulary is kept).
-        signature = hash((frozenset(self._phrases.items()), self._known, self._stop))
+        # corrections are kept per known vocabulary: a reload that adds an example with
+        # words already known reuses them (one vocabulary is kept, and a bounded number)
+        vocabulary = hash((self._known, tuple(self._targets)))
+        if vocabulary not in _CORRECTIONS:
+            _CORRECTIONS.clear()
+            _CORRECTIONS[vocabulary] = {}
+        self._corrections = _CORRECTIONS[vocabulary]
+        # An example's corrected words read the same under the same phrases and
+        # stopwords: reloads that change answers, or a few examples (and so which words
+        # are known), reuse the rest (one vocabulary is kept).
+        signature = hash((frozenset(self._phrases.items()), self._stop))
         if signature not in _EXAMPLE_ANALYSES:
             _EXAMPLE_ANALYSES.clear()
             _EXAMPLE_ANALYSES[signature] = {}
@@ -351,16 +379,18 @@ class Matcher:
         for label, oos, examples, keywords in sources:
             analyses = [self._analyse_example(e) for e in examples]
             docs.append(self._doc(label, oos, analyses, keywords))
-            self._fuzzy_strings.append([self._fuzzy_string(a) for a in analyses])
+            self._fuzzy_strings.append([a.fuzzy for a in analyses])
         self._docs = tuple(docs)
         self._about_other_roles = {i for i, d in enumerate(docs) if d.about_other_roles}
         # what a topic is known by: its keywords, and content words its examples repeat
         self._anchors: dict[str, frozenset[str]] = {}
-        self._vocabulary = {d.label: frozenset().union(*d.examples, d.keywords) for d in docs}
+        self._vocabulary: dict[str, frozenset[str]] = {}
         for doc in docs:
-            repeated = Counter(t for ex in doc.examples for t in ex
-                               if "_" not in t and not self._is_stop(t))
-            self._anchors[doc.label] = doc.keywords | {t for t, k in repeated.items() if k >= 2}
+            counts, _ = _doc_counts(doc)
+            self._vocabulary[doc.label] = frozenset(counts)
+            self._anchors[doc.label] = doc.keywords | {
+                t for t, k in counts.items()
+                if k >= 2 and "_" not in t and not self._is_stop(t) and t not in doc.keywords}
         index = _index(tuple(docs), self._stop)
         self._idf = index.idf
         self._unknown_idf = index.unknown_idf
@@ -374,9 +404,17 @@ class Matcher:
 
     # ------------------------------------------------------------------ analysis
 
-    def _correct_uncached(self, word: str) -> str:
+    def _correct(self, word: str) -> str:
         if word in self._known or not word.isalpha() or len(word) < 5:
             return word
+        corrected = self._corrections.get(word)
+        if corrected is None:
+            if len(self._corrections) >= _KEPT_CORRECTIONS:
+                self._corrections.clear()
+            corrected = self._corrections[word] = self._correct_uncached(word)
+        return corrected
+
+    def _correct_uncached(self, word: str) -> str:
         limit = 1 if len(word) < 9 else 2
         hits = process.extract(word, self._targets, scorer=OSA.distance,
                                score_cutoff=limit, limit=None)
@@ -391,6 +429,10 @@ class Matcher:
         words = normalise(text).split()
         if correct:
             words = self._spell_roles([self._correct(w) for w in words])
+        return self._read(words)
+
+    def _read(self, words: list[str]) -> Analysis:
+        """The analysis of words already corrected."""
         tokens: list[str] = []
         i = 0
         while i < len(words):
@@ -448,10 +490,11 @@ class Matcher:
         return words
 
     def _analyse_example(self, text: str) -> Analysis:
-        analysis = self._example_analyses.get(text)
+        # read like a question: "not asking about degrees, ..." is not about degrees
+        words = tuple(self._correct(w) for w in normalise(_drop_negated(text)).split())
+        analysis = self._example_analyses.get(words)
         if analysis is None:
-            # read like a question: "not asking about degrees, ..." is not about degrees
-            analysis = self._example_analyses[text] = self.analyse(_drop_negated(text))
+            analysis = self._example_analyses[words] = self._read(self._spell_roles(list(words)))
         return analysis
 
     def _stem(self, token: str) -> str:
@@ -465,19 +508,17 @@ class Matcher:
         return token
 
     def _doc(self, label: str, oos: bool, examples: list[Analysis], keywords: list[str]) -> _Doc:
-        ex = tuple(frozenset(a.terms) for a in examples)
+        ex = tuple(a.term_set for a in examples)
         kw: set[str] = set()
         for k in keywords:
-            analysed = self.analyse(k, correct=False)
+            key = ("", *normalise(k).split())  # a keyword is read as written: no corrections
+            analysed = self._example_analyses.get(key)
+            if analysed is None:
+                analysed = self._example_analyses[key] = self._read(list(key[1:]))
             kw.update(analysed.content)
             kw.update(t for t in analysed.terms if "_" in t)
         about_other = sum(OTHER in e for e in ex) > len(ex) / 2
         return _Doc(label, oos, tuple(e for e in ex if e), frozenset(kw), about_other)
-
-    @staticmethod
-    def _fuzzy_string(analysis: Analysis) -> str:
-        return " ".join("@role" if t in (DS, MLE) else t for t in analysis.tokens
-                        if t.startswith("@") or t not in ("a", "an", "the"))
 
     # ------------------------------------------------------------------ scoring
 
@@ -535,7 +576,7 @@ class Matcher:
         for i in partial:
             partial[i] += _W_VOTE * votes.get(i, 0.0) / wq + _W_BAYES * bayes[i]
         # string similarity, the costliest part, only for the leaders
-        query = self._fuzzy_string(analysis)
+        query = analysis.fuzzy
         leaders = sorted(partial, key=partial.__getitem__, reverse=True)[:_FUZZY_LEADERS]
         for i in leaders:
             hit = process.extractOne(query, self._fuzzy_strings[i],

@@ -59,6 +59,7 @@ _HALF_PAIR_WEIGHT = 0.7  # a pair with one stopword ("about education") is weake
 _KEYWORD_COUNT = 3      # a keyword votes like this many examples
 _ROLE_SPELLING = 85    # fuzz.ratio from which a few words spell one of our role names
 _ROLE_WORD_SPELLING = 60
+_SMALL_TALK_SURE = 0.7  # small talk with one word of its own is answered from here
 _COMMON = 3             # a word is a typo of one a slip away and this many times as common
 _UNKNOWN_DF = 3         # a word no topic uses weighs as if three topics used it
 # Rarity (idf) is log(1 + _IDF_TOPICS / topics using the word), a fixed numerator about
@@ -651,7 +652,7 @@ class Matcher:
             return Match(None, None, confidence, candidates, analysis, "low_confidence")
         if best.out_of_scope:
             return Match(None, None, confidence, candidates, analysis, best.id)
-        if self.knowledge.topics[best.id].smalltalk and not self._covered(analysis, best.id):
+        if self.knowledge.topics[best.id].smalltalk and not self._small_talk(analysis, best):
             # "how do you say thank you in Japanese?" is not a thank-you
             return Match(None, None, confidence, candidates, analysis, "low_confidence")
         if not (analysis.roles or self._anchored(analysis, best.id)):
@@ -666,6 +667,13 @@ class Matcher:
         if any(t in anchors for t in analysis.terms):
             return True
         return bool(analysis.content) and self._covered(analysis, topic_id)
+
+    def _small_talk(self, analysis: Analysis, best: Candidate) -> bool:
+        """A message is small talk when all of it is: every content word is one the topic
+        uses, or all but one when the match is sure ("thanks, super helpful")."""
+        vocabulary = self._vocabulary[best.id]
+        strays = sum(t not in vocabulary for t in analysis.content)
+        return strays == 0 or (strays == 1 and best.score >= _SMALL_TALK_SURE)
 
     def _covered(self, analysis: Analysis, topic_id: str) -> bool:
         """Every content word of the question is one this topic uses."""

@@ -56,6 +56,9 @@ def label(engine, text: str, conversation: str = "") -> tuple[str | None, str | 
         # small talk
         ("hey there", "greeting", "both"),
         ("thx!", "thanks", "both"),
+        # ... with a word of its own, when the match is sure
+        ("thank you so much, really handy", "thanks", "both"),
+        ("hello hello, greetings from berlin", "greeting", "both"),
     ],
 )
 def test_topic_and_role(engine, text, topic, role):
@@ -74,6 +77,8 @@ def test_topic_and_role(engine, text, topic, role):
         "🙂🙂🙂",
         "x" * 5000,
         "recommend me a sci-fi novel",
+        "how do you say thank you in Japanese?",  # small talk words, not small talk
+        "hi, how do i say hello in french",
     ],
 )
 def test_declines_what_the_articles_do_not_answer(engine, text):

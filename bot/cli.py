@@ -92,10 +92,20 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.evaluate import evaluate_files
+    from bot.evaluate import cross_validate, evaluate_files
 
+    if not args.files and not args.folds:
+        print("give labelled files to score, or --folds N to cross-validate the examples",
+              file=sys.stderr)
+        return 2
     engine = _engine(settings, args.knowledge)
-    result = evaluate_files(engine, [Path(p) for p in args.files])
+    if args.folds:
+        if args.folds < 2:
+            print("--folds needs at least 2", file=sys.stderr)
+            return 2
+        result = cross_validate(engine.knowledge, settings.match, args.folds)
+    else:
+        result = evaluate_files(engine, [Path(p) for p in args.files])
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
@@ -168,8 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check a knowledge directory")
     p.add_argument("directory", nargs="?")
     p.set_defaults(func=cmd_validate)
-    p = sub.add_parser("eval", help="score labelled question sets")
-    p.add_argument("files", nargs="+")
+    p = sub.add_parser("eval", help="score labelled question sets, or cross-validate the "
+                                    "knowledge base's own examples")
+    p.add_argument("files", nargs="*")
+    p.add_argument("--folds", type=int, default=0,
+                   help="hold out each of N slices of the examples in turn and ask them of "
+                        "a matcher built from the rest (no files needed)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("serve", help="serve Slack and/or Discord")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bot.core import Engine, Query, Reply
 from bot.core.context import Turn
+from bot.core.knowledge import Knowledge
+from bot.core.matcher import Matcher
+from bot.settings import MatchSettings
 
-__all__ = ["EvalResult", "evaluate_files"]
+__all__ = ["EvalResult", "cross_validate", "evaluate_files"]
 
 
 @dataclass
@@ -19,6 +22,8 @@ class EvalResult:
     out_of_scope: list[bool] = field(default_factory=list)
     followups: list[bool] = field(default_factory=list)
     misses: list[dict[str, object]] = field(default_factory=list)
+    #: False when the labels carry no role (cross-validation): in scope is the topic alone
+    roles: bool = True
 
     @staticmethod
     def _rate(xs: list[bool]) -> str:
@@ -40,7 +45,8 @@ class EvalResult:
                                  f"conf {row['confidence']})")
             lines.append("")
         lines += [
-            f"in scope, topic and role right: {self._rate(self.in_scope)}",
+            f"in scope, topic and role right: {self._rate(self.in_scope)}" if self.roles else
+            f"in scope, topic right:          {self._rate(self.in_scope)}",
             f"out of scope, declined:         {self._rate(self.out_of_scope)}",
             f"follow-up turns right:          {self._rate(self.followups)}",
         ]
@@ -95,4 +101,34 @@ def evaluate_files(engine: Engine, paths: list[Path]) -> EvalResult:
             else:
                 _check(engine, result, item_id, item["text"], item.get("topic"),
                        item.get("role"), None, None)
+    return result
+
+
+def cross_validate(knowledge: Knowledge, settings: MatchSettings, folds: int = 5) -> EvalResult:
+    """How well the knowledge base's own example questions generalise: each of `folds`
+    slices of every topic's and decline group's examples is held out in turn and asked of
+    a matcher built from the rest. Examples carry no role, so in scope counts the topic."""
+    result = EvalResult(roles=False)
+    for fold in range(folds):
+        held: list[tuple[str, str | None]] = []
+        topics = {}
+        for topic_id, topic in knowledge.topics.items():
+            held += [(x, topic_id) for i, x in enumerate(topic.examples) if i % folds == fold]
+            topics[topic_id] = replace(topic, examples=tuple(
+                x for i, x in enumerate(topic.examples) if i % folds != fold))
+        groups = []
+        for group in knowledge.out_of_scope:
+            held += [(x, None) for i, x in enumerate(group.examples) if i % folds == fold]
+            groups.append(replace(group, examples=tuple(
+                x for i, x in enumerate(group.examples) if i % folds != fold)))
+        matcher = Matcher(replace(knowledge, topics=topics, out_of_scope=tuple(groups)), settings)
+        for n, (text, want) in enumerate(held):
+            match = matcher.match(text)
+            ok = match.topic == want
+            (result.in_scope if want else result.out_of_scope).append(ok)
+            if not ok:
+                result.misses.append({"id": f"fold{fold}:{n}", "text": text,
+                                      "expected_topic": want, "expected_role": None,
+                                      "got_topic": match.topic, "got_role": match.role,
+                                      "confidence": match.confidence})
     return result

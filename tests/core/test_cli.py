@@ -63,6 +63,16 @@ def test_eval_prints_the_three_figures():
     assert "follow-up turns" in out.stdout
 
 
+def test_eval_cross_validates_the_examples_or_says_what_it_needs():
+    out = careerbot("eval", "--folds", "3", "--json")
+    assert out.returncode == 0, out.stderr
+    rates = json.loads(out.stdout)
+    assert 0.5 < rates["in_scope"] < 1 and 0.5 < rates["out_of_scope"] <= 1
+    assert all(m["expected_role"] is None for m in rates["misses"])  # examples carry none
+    out = careerbot("eval")
+    assert out.returncode == 2 and "--folds" in out.stderr
+
+
 def test_console_chat_speaks_the_platform_commands():
     script = "/compare salary\n/topics\nwhat do ds earn?\n1\n/reload\n/nonsense\n"
     out = careerbot("chat", stdin=script)

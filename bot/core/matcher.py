@@ -4,7 +4,8 @@ The pipeline, built once per knowledge version:
 
 1. normalise: lowercase, drop apostrophes and punctuation;
 2. correct typos word by word against the knowledge base's own vocabulary
-   (rapidfuzz OSA distance: one slip in a short word, two in a long one);
+   (rapidfuzz OSA distance: one slip in a short word, two in a long one), then
+   role names misspelt across their words ("machine leining negineer");
 3. canonicalise phrases, longest first: role names become `@ds` / `@mle`, roles
    we do not cover become `@other`, and synonyms become their canonical word
    ("comp", "pay", "earn" -> "salary");
@@ -48,7 +49,7 @@ _CORRECTIONS: dict[int, dict[str, str]] = {}
 _KEPT_CORRECTIONS = 1 << 16
 _VERSUS = "@versus"
 # Scoring: nearest example (weighted token F1), votes of the words, string similarity,
-# and the posterior of a naive-Bayes model over all topics and decline groups.
+# and the posterior of a naive-Bayes model over the topics and decline groups in the running.
 _W_EXAMPLE, _W_VOTE, _W_FUZZY, _W_BAYES = 0.35, 0.35, 0.20, 0.20
 _BAYES_SMOOTHING = 0.5  # add-k smoothing of each topic's term counts
 _BAYES_RIVALS = 48      # the posterior is over the candidates and this many most-voted topics
@@ -58,7 +59,7 @@ _PAIR_WEIGHT = 0.3      # a pair of stopwords ("from @role" is not one) counts t
 _HALF_PAIR_WEIGHT = 0.7  # a pair with one stopword ("about education") is weaker evidence
 _KEYWORD_COUNT = 3      # a keyword votes like this many examples
 _ROLE_SPELLING = 85    # fuzz.ratio from which a few words spell one of our role names
-_ROLE_WORD_SPELLING = 60
+_ROLE_WORD_SPELLING = 60  # ... and each of its words this close to the name's word
 _SMALL_TALK_SURE = 0.7  # small talk with one word of its own is answered from here
 _COMMON = 3             # a word is a typo of one a slip away and this many times as common
 _UNKNOWN_DF = 3         # a word no topic uses weighs as if three topics used it

@@ -5,7 +5,7 @@ The pipeline, built once per knowledge version:
 1. normalise: lowercase, drop apostrophes and punctuation;
 2. correct typos word by word against the knowledge base's own vocabulary
    (rapidfuzz OSA distance: one slip in a short word, two in a long one), then
-   role names misspelt across their words ("machine leining negineer");
+   role names and phrases misspelt across their words ("machine leining negineer");
 3. canonicalise phrases, longest first: role names become `@ds` / `@mle`, roles
    we do not cover become `@other`, and synonyms become their canonical word
    ("comp", "pay", "earn" -> "salary");
@@ -58,8 +58,8 @@ _STOP_WEIGHT = 0.2      # a stopword still counts, a fifth as much as a content 
 _PAIR_WEIGHT = 0.3      # a pair of stopwords ("from @role" is not one) counts this much
 _HALF_PAIR_WEIGHT = 0.7  # a pair with one stopword ("about education") is weaker evidence
 _KEYWORD_COUNT = 3      # a keyword votes like this many examples
-_ROLE_SPELLING = 85    # fuzz.ratio from which a few words spell one of our role names
-_ROLE_WORD_SPELLING = 60  # ... and each of its words this close to the name's word
+_PHRASE_SPELLING = 85    # fuzz.ratio from which a few words spell a role name or phrase
+_PHRASE_WORD_SPELLING = 60  # ... and each of its words this close to the name's word
 _SMALL_TALK_SURE = 0.7  # small talk with one word of its own is answered from here
 _COMMON = 3             # a word is a typo of one a slip away and this many times as common
 _UNKNOWN_DF = 3         # a word no topic uses weighs as if three topics used it
@@ -67,6 +67,7 @@ _UNKNOWN_DF = 3         # a word no topic uses weighs as if three topics used it
 # the shipped base's size: topics added that share no word with a question (a base
 # grown tenfold) then leave that question's weights, and so its answer, alone.
 _IDF_TOPICS = 48
+_DOUBLE = re.compile(r"([a-z])\1")
 _SENTENCE = re.compile(r"(?<=[.!?;\n])\s+|\n+")
 # Words that mark a message as continuing the previous one.
 _CUES = ("and", "what about", "how about", "same for", "same", "also", "for", "ok and",
@@ -123,7 +124,7 @@ def normalise(text: str) -> str:
     """Lowercase, NFKC, no apostrophes, punctuation to spaces (keeps c++ and c#)."""
     text = unicodedata.normalize("NFKC", text).lower()
     text = re.sub(r"[\u2019\u2018`']", "", text)
-    text = re.sub(r"([a-z])\1{2,}", r"\1", text)  # "heyyy", "thxxx", "sooo"
+    text = re.sub(r"([a-z])\1{2,}", r"\1\1", text)  # "heyyy", "outlooook": two at most
     text = re.sub(r"[$€£]+", " dollars ", text)
     text = re.sub(r"\s*(?:->|→|=>)\s*", " to ", text)
     text = re.sub(r"[^a-z0-9+#@]+", " ", text)
@@ -327,12 +328,13 @@ class Matcher:
         for canon, variants in vocab.synonyms.items():
             for variant in variants:
                 self._phrases.setdefault(tuple(variant.split()), tuple(canon.split()))
-        # role names of several words, which a slip in each word can still spell out
-        self._role_names: dict[int, list[str]] = defaultdict(list)
-        for names in vocab.roles.values():
+        # role names and phrases of several words, which a slip in each word can still
+        # spell out ("machine leining negineer", "macane learnng")
+        self._spelt: dict[int, list[str]] = defaultdict(list)
+        for names in [*vocab.roles.values(), *vocab.synonyms.values()]:
             for name in names:
                 if len(name.split()) > 1 and len(name) >= 10:
-                    self._role_names[len(name.split())].append(name)
+                    self._spelt[len(name.split())].append(name)
         self._longest: dict[str, int] = {}
         for phrase in self._phrases:
             self._longest[phrase[0]] = max(self._longest.get(phrase[0], 0), len(phrase))
@@ -407,7 +409,12 @@ class Matcher:
     # ------------------------------------------------------------------ analysis
 
     def _correct(self, word: str) -> str:
-        if word in self._known or not word.isalpha() or len(word) < 5:
+        if word in self._known or not word.isalpha():
+            return word
+        single = _DOUBLE.sub(r"\1", word)  # "heyy", "soo": a letter held down
+        if single != word and single in self._known:
+            return single
+        if len(word) < 5:
             return word
         corrected = self._corrections.get(word)
         if corrected is None:
@@ -420,6 +427,12 @@ class Matcher:
         limit = 1 if len(word) < 9 else 2
         hits = process.extract(word, self._targets, scorer=OSA.distance,
                                score_cutoff=limit, limit=None)
+        if not hits and word.endswith("s") and len(word) >= 5:
+            # a plural's slip is a slip of its singular: "ytpes" is "types"
+            singular = word[:-1]
+            hits = process.extract(singular, self._targets, scorer=OSA.distance,
+                                   score_cutoff=limit, limit=None)
+            word = singular if hits else word
         if not hits:
             return word
         # on a tie, a slip keeps the first letter more often than not, and the
@@ -430,7 +443,7 @@ class Matcher:
     def analyse(self, text: str, correct: bool = True) -> Analysis:
         words = normalise(text).split()
         if correct:
-            words = self._spell_roles([self._correct(w) for w in words])
+            words = self._spell_phrases([self._correct(w) for w in words])
         return self._read(words)
 
     def _read(self, words: list[str]) -> Analysis:
@@ -469,9 +482,9 @@ class Matcher:
         return Analysis(tuple(tokens), content, terms, roles, OTHER in tokens, cue, compares,
                         reverses)
 
-    def _spell_roles(self, words: list[str]) -> list[str]:
-        """Role names misspelt word by word: "machine leining negineer" is one, and so is
-        "mtchine earning engineer", whose words are all words of their own."""
+    def _spell_phrases(self, words: list[str]) -> list[str]:
+        """Role names and phrases misspelt word by word: "machine leining negineer" is one,
+        and so is "mtchine earning engineer", whose words are all words of their own."""
         i = 0
         while i < len(words):
             known = next((n for n in range(self._longest.get(words[i], 0), 1, -1)
@@ -480,10 +493,10 @@ class Matcher:
                 window = words[i:i + size]
                 if len(window) < size or known >= size:
                     continue
-                hit = process.extractOne(" ".join(window), self._role_names[size],
-                                         scorer=fuzz.ratio, score_cutoff=_ROLE_SPELLING)
+                hit = process.extractOne(" ".join(window), self._spelt[size],
+                                         scorer=fuzz.ratio, score_cutoff=_PHRASE_SPELLING)
                 # and word for word: "machine learning a" is no "machine learning eng"
-                if hit and all(fuzz.ratio(a, b) >= _ROLE_WORD_SPELLING
+                if hit and all(fuzz.ratio(a, b) >= _PHRASE_WORD_SPELLING
                                for a, b in zip(window, hit[0].split(), strict=True)):
                     words[i:i + size] = hit[0].split()
                     known = size
@@ -496,7 +509,7 @@ class Matcher:
         words = tuple(self._correct(w) for w in normalise(_drop_negated(text)).split())
         analysis = self._example_analyses.get(words)
         if analysis is None:
-            analysis = self._example_analyses[words] = self._read(self._spell_roles(list(words)))
+            analysis = self._example_analyses[words] = self._read(self._spell_phrases(list(words)))
         return analysis
 
     def _stem(self, token: str) -> str:

@@ -158,7 +158,7 @@ async def test_compare_autocompletes_aspects_and_answers_side_by_side(bot: FakeD
 
 
 async def test_compare_unknown_aspect_offers_buttons(bot: FakeDiscord):
-    callback = await bot.interact(bot.slash("compare", aspect="payy"))
+    callback = await bot.interact(bot.slash("compare", aspect="sal"))
     message = data(callback)
     assert "salary" in message["embeds"][0]["description"]
     assert any(b["custom_id"] == "careerbot:ask:salary:both" for b in buttons(message))

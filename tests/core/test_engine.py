@@ -105,6 +105,7 @@ def test_compare_gives_rows_for_both_roles_and_a_picker_when_unknown(engine):
     assert unknown.kind == "clarify" and unknown.comparison is None
     assert "salary" in unknown.text and "skills" in unknown.text
     assert engine.compare("skils").kind in ("answer", "clarify")
+    assert engine.compare("payy").topic == "salary"  # a letter held down is still pay
     assert "skills" in engine.suggest_aspects("skils")
 
 

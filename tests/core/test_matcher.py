@@ -145,6 +145,10 @@ def test_question_set_is_well_formed():
     ("mtchine earning engineers", ("@mle",)),
     ("data scienttts", ("@ds",)),
     ("machine learning enginess", ("@mle",)),  # a known phrase ("machine learning") first
+    ("macane learnng", ("ml",)),  # a phrase of the vocabulary, not only a role name
+    ("ytpes", ("type",)),  # a plural's slip is its singular's
+    ("thxxx", ("thank",)),  # a letter held down
+    ("outloooook", ("outlook",)),
     # ... but a role name and the next word stay apart
     ("data science jobs", ("@ds", "jobs")),
     ("machine learning a", ("ml", "a")),

@@ -11,6 +11,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,11 @@ class _Collector:
         self.problems.append(Problem(file, field, why))
 
 
+@lru_cache(maxsize=1024)  # a reload parses only the files that changed; nothing mutates
+def _parse(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader, C when built
+
+
 def _read_yaml(path: Path, root: Path, errors: _Collector) -> Any:
     rel = str(path.relative_to(root))
     try:
@@ -146,7 +152,7 @@ def _read_yaml(path: Path, root: Path, errors: _Collector) -> Any:
         errors.add(rel, "(file)", f"cannot be read: {exc}")
         return None
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader, C when built
+        return _parse(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -46,6 +46,8 @@ _ROLE_TERM = {DS: "@role", MLE: "@role"}
 _MOVE = "@move"
 _EXAMPLE_ANALYSES: dict[int, dict[tuple[str, ...], Analysis]] = {}
 _CORRECTIONS: dict[int, dict[str, str]] = {}
+_NEIGHBOURS: dict[int, dict[str, tuple[str, ...]]] = {}
+_STOPWORDS: dict[frozenset[str], frozenset[str]] = {}
 _KEPT_CORRECTIONS = 1 << 16
 _VERSUS = "@versus"
 # Scoring: nearest example (weighted token F1), votes of the words, string similarity,
@@ -99,22 +101,33 @@ def _known_words(curated: frozenset[str], seen_counts: frozenset[tuple[str, int]
     """The curated words, every word the examples use often, and every other seen word
     that is not a slip of a much commoner one."""
     seen = dict(seen_counts)
-    # one slip changes a word's length by one at most: compare within those lengths
-    common: dict[int, list[str]] = defaultdict(list)
-    for w in set(seen) | curated:
-        if w in curated or seen[w] >= _COMMON:
-            common[len(w)].append(w)
+    common = curated | {w for w, k in seen.items() if k >= _COMMON}
+    # a word's neighbours among the common words, kept while those stay the same: a
+    # reload after an edit looks up only the words it has not met
+    key = hash(common)
+    if key not in _NEIGHBOURS:
+        _NEIGHBOURS.clear()
+        _NEIGHBOURS[key] = {}
+    neighbours = _NEIGHBOURS[key]
+    around: dict[int, list[str]] | None = None
     words = set(curated)
     for word, count in seen.items():
-        if word in curated:
+        if word in curated or count >= _COMMON or not word.isalpha() or len(word) < 5:
+            words.add(word)
             continue
-        near = (process.extract(word, common[len(word) - 1] + common[len(word)]
-                                + common[len(word) + 1], scorer=OSA.distance,
-                                score_cutoff=1, limit=4)
-                if word.isalpha() and len(word) >= 5 else [])
-        if count >= _COMMON or not any(
-                v != word and (v in curated or seen.get(v, 0) >= _COMMON * count)
-                for v, _, _ in near):
+        near = neighbours.get(word)
+        if near is None:
+            if around is None:
+                # one slip changes a word's length by one at most: compare within those
+                by_length: dict[int, list[str]] = defaultdict(list)
+                for w in common:
+                    by_length[len(w)].append(w)
+                around = {n: by_length[n - 1] + by_length[n] + by_length[n + 1]
+                          for n in {len(w) for w in seen}}
+            near = neighbours[word] = tuple(
+                v for v, _, _ in process.extract(word, around[len(word)], scorer=OSA.distance,
+                                                 score_cutoff=1, limit=4) if v != word)
+        if not any(v in curated or seen.get(v, 0) >= _COMMON * count for v in near):
             words.add(word)
     return frozenset(words)
 
@@ -317,7 +330,10 @@ class Matcher:
         self.knowledge = knowledge
         self.settings = settings or MatchSettings()
         vocab = knowledge.vocabulary
-        self._stop = vocab.stopwords
+        # one object for equal stopword sets: caches keyed by it then compare by identity
+        if len(_STOPWORDS) > 8:
+            _STOPWORDS.clear()
+        self._stop = _STOPWORDS.setdefault(vocab.stopwords, vocab.stopwords)
         self._phrases: dict[tuple[str, ...], tuple[str, ...]] = {}
         for role, names in vocab.roles.items():
             token = DS if role == "data_scientist" else MLE

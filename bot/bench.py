@@ -542,6 +542,29 @@ def _reload_times(engine: Any, times: int) -> tuple[list[float], int]:
     return seconds, failed
 
 
+def _reload_after_edits(b: Bench) -> list[float]:
+    """An admin's edit, then a reload: one new example question in a topic file each time."""
+    from bot.core import Engine
+
+    copy = b.tmp / "knowledge_edited"
+    if copy.exists():
+        shutil.rmtree(copy)
+    shutil.copytree(b.shipped, copy)
+    engine = Engine(knowledge_dir=copy)
+    topic = sorted((copy / "topics").glob("*.yaml"))[0]
+    seconds = []
+    for i in range(b.plan.reloads):
+        text = topic.read_text(encoding="utf-8")
+        topic.write_text(text.replace("examples:\n", f"examples:\n  - benchmark edit number "
+                                      f"{i} of this example question\n", 1), encoding="utf-8")
+        t0 = time.perf_counter()
+        report = engine.reload()
+        seconds.append(time.perf_counter() - t0)
+        if not report.ok:
+            raise RuntimeError(f"the edited knowledge did not load: {report.summary()}")
+    return seconds
+
+
 def _reload_under_load(b: Bench) -> dict[str, Any]:
     from bot.core import Engine, Query
 
@@ -625,6 +648,8 @@ def bench_reload(b: Bench) -> None:
         del swap
     large_parse = _parse_only(large_dir)
     _say(f"3. reload: {b.plan.reload_loop} reloads while {b.plan.reload_threads} threads answer")
+    _say(f"3. reload: after adding an example question, {b.plan.reloads} times")
+    edited = _reload_after_edits(b)
     loop = _reload_under_load(b)
     med = _median(shipped)
     b.results["reload"] = {
@@ -632,7 +657,8 @@ def bench_reload(b: Bench) -> None:
                     "max_ms": _r(max(shipped) * 1000),
                     "parse_only_median_ms": _r(_median(parse) * 1000),
                     "load_knowledge_median_ms": _r(_median(load) * 1000),
-                    "matcher_median_ms": _r(_median(build) * 1000)},
+                    "matcher_median_ms": _r(_median(build) * 1000),
+                    "after_an_edit_median_ms": _r(_median(edited) * 1000)},
         "large": {"factor": b.plan.largest, "reloads": len(large), "failures": large_failed,
                   "median_ms": _r(_median(large) * 1000),
                   "parse_only_ms": _r(large_parse * 1000)},
@@ -642,6 +668,9 @@ def bench_reload(b: Bench) -> None:
           _fmt_x(_x(med, _median(parse))), "< 100 ms", med < 0.1 and not failed, figure=med * 1000)
     b.row(3, "  of which load + validate / matcher", _ms(_median(load)),
           f"matcher {_ms(_median(build))}")
+    b.row(3, "reload after adding an example question (median)", _ms(_median(edited)),
+          f"YAML parse only {_ms(_median(parse))}", _fmt_x(_x(_median(edited), _median(parse))),
+          "< 100 ms", _median(edited) < 0.1, figure=_median(edited) * 1000)
     b.row(3, f"reload, {b.plan.largest}x base (median)", _ms(_median(large)),
           f"YAML parse only {_ms(large_parse)}", _fmt_x(_x(_median(large), large_parse)), "", None)
     ok = (loop["errors"] == 0 and loop["reload_failures"] == 0 and loop["inconsistent"] == 0

@@ -158,6 +158,12 @@ def _drop_negated(text: str) -> str:
     return "".join(kept) if kept and len(kept) < len(clauses) else text
 
 
+@lru_cache(maxsize=1 << 18)
+def _example_words(text: str) -> tuple[str, ...]:
+    """An example read like a question: "not asking about degrees, ..." is not about degrees."""
+    return tuple(normalise(_drop_negated(text)).split())
+
+
 @dataclass(frozen=True)
 class _Direction:
     selves: frozenset[Role]    # "I'm a DS", "as an MLE, ...": who is asking
@@ -243,7 +249,6 @@ def _is_stop(term: str, stop: frozenset[str]) -> bool:
     return term in stop or term == "@role"
 
 
-@lru_cache(maxsize=1 << 18)
 def _discount(term: str, stop: frozenset[str]) -> float:
     """How much a term counts beside its rarity: stopwords and their pairs count less."""
     if "_" in term:
@@ -274,6 +279,16 @@ def _doc_counts(doc: _Doc) -> tuple[Counter[str], dict[str, float]]:
         c.update(ex)
     c.update({t: _KEYWORD_COUNT for t in doc.keywords})
     return c, {t: math.log(1 + k / _BAYES_SMOOTHING) for t, k in c.items()}
+
+
+@lru_cache(maxsize=1 << 14)  # a reload reuses the topics it leaves alone
+def _doc_words(doc: _Doc, stop: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """Every term a topic uses, and those it is known by: its keywords, and the content
+    words its examples repeat."""
+    counts, _ = _doc_counts(doc)
+    repeated = {t for t, k in counts.items()
+                if k >= 2 and "_" not in t and not _is_stop(t, stop) and t not in doc.keywords}
+    return frozenset(counts), doc.keywords | repeated
 
 
 @lru_cache(maxsize=2)  # a reload that leaves examples and keywords alone reuses it
@@ -351,6 +366,8 @@ class Matcher:
             for name in names:
                 if len(name.split()) > 1 and len(name) >= 10:
                     self._spelt[len(name.split())].append(name)
+        self._spelt_words = frozenset(w for names in self._spelt.values() for name in names
+                                      for w in name.split())
         self._longest: dict[str, int] = {}
         for phrase in self._phrases:
             self._longest[phrase[0]] = max(self._longest.get(phrase[0], 0), len(phrase))
@@ -406,11 +423,7 @@ class Matcher:
         self._anchors: dict[str, frozenset[str]] = {}
         self._vocabulary: dict[str, frozenset[str]] = {}
         for doc in docs:
-            counts, _ = _doc_counts(doc)
-            self._vocabulary[doc.label] = frozenset(counts)
-            self._anchors[doc.label] = doc.keywords | {
-                t for t, k in counts.items()
-                if k >= 2 and "_" not in t and not self._is_stop(t) and t not in doc.keywords}
+            self._vocabulary[doc.label], self._anchors[doc.label] = _doc_words(doc, self._stop)
         index = _index(tuple(docs), self._stop)
         self._idf = index.idf
         self._unknown_idf = index.unknown_idf
@@ -501,13 +514,16 @@ class Matcher:
     def _spell_phrases(self, words: list[str]) -> list[str]:
         """Role names and phrases misspelt word by word: "machine leining negineer" is one,
         and so is "mtchine earning engineer", whose words are all words of their own."""
+        if self._spelt_words.isdisjoint(words):
+            return words  # a misspelt phrase keeps one of its words, typos corrected
         i = 0
         while i < len(words):
             known = next((n for n in range(self._longest.get(words[i], 0), 1, -1)
                           if tuple(words[i:i + n]) in self._phrases), 0)
             for size in (3, 2):
                 window = words[i:i + size]
-                if len(window) < size or known >= size:
+                if (len(window) < size or known >= size
+                        or self._spelt_words.isdisjoint(window)):
                     continue
                 hit = process.extractOne(" ".join(window), self._spelt[size],
                                          scorer=fuzz.ratio, score_cutoff=_PHRASE_SPELLING)
@@ -521,8 +537,7 @@ class Matcher:
         return words
 
     def _analyse_example(self, text: str) -> Analysis:
-        # read like a question: "not asking about degrees, ..." is not about degrees
-        words = tuple(self._correct(w) for w in normalise(_drop_negated(text)).split())
+        words = tuple(self._correct(w) for w in _example_words(text))
         analysis = self._example_analyses.get(words)
         if analysis is None:
             analysis = self._example_analyses[words] = self._read(self._spell_phrases(list(words)))

@@ -652,13 +652,16 @@ class Matcher:
         return {i: v / total for i, v in likelihood.items()}
 
     def _windows(self, text: str) -> list[str]:
-        """The parts of a long message to score: its questions, else every sentence."""
+        """The parts of a long message to score: its questions and the whole, else every
+        sentence and pair of sentences."""
         sentences = [s for s in _SENTENCE.split(text.strip()) if s.strip()]
         if len(sentences) < 2:
             return [text]
         questions = [s for s in sentences if s.rstrip().endswith("?")]
         if questions:
-            return questions
+            # and the whole: "I love explaining numbers. Which should I aim for?" is
+            # about choosing only with the story around the question
+            return [*questions, text]
         windows = list(sentences)
         windows += [f"{a} {b}" for a, b in zip(sentences, sentences[1:], strict=False)]
         return windows

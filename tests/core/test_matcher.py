@@ -107,6 +107,12 @@ def test_a_short_question_after_a_little_context_is_found(engine, text, topic, r
     assert label(engine, text) == (topic, role)
 
 
+def test_a_vague_question_is_read_with_the_story_around_it(engine):
+    story = ("I adore digging into why customers churn and presenting what I find to my "
+             "team. Infrastructure bores me to tears. Where do I fit?")
+    assert label(engine, story) == ("which_to_choose", "both")
+
+
 def test_confidence_is_a_probability_like_number(engine):
     for text in ("what do MLEs earn", "zzzz", "tell me about the roles"):
         reply = engine.answer(Query(text=text))

@@ -694,7 +694,10 @@ class Matcher:
                 focus: Analysis | None = None) -> Match:
         best = candidates[0] if candidates else None
         confidence = best.score if best else 0.0
-        if analysis.other_role and not analysis.roles:
+        if analysis.other_role and (not analysis.roles or (
+                analysis.compares and len(analysis.roles_named) == 1)):
+            # about a role we do not cover, or setting one beside one of ours ("data
+            # analyst vs data scientist"): half of that answer is in no article
             return Match(None, None, confidence, candidates, analysis, "other_roles")
         if best is None or best.score < self.settings.decline_below:
             return Match(None, None, confidence, candidates, analysis, "low_confidence")

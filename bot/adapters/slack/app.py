@@ -53,7 +53,7 @@ __all__ = ["EVENTS_PATH", "HEALTH_PATH", "build_app", "run_slack", "start_http"]
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-_RUNNING = 16  # listeners running at once, after their ack, per process (see _Careerbot)
+_RUNNING = 8  # listeners running at once, after their ack, per process (see _Careerbot)
 _UNREACHABLE = ("not_in_channel", "channel_not_found")
 
 Body = dict[str, Any]
@@ -110,9 +110,9 @@ class _Careerbot:
         self.http: ClientSession | None = None  # the app's session, once it serves
         # Listeners that run at once: the rest wait (in flight, costing nothing), so a
         # burst of answers never keeps the loop from acknowledging new requests in time.
-        # Enough to keep Slack's round trips overlapped (16 at ~200 ms: 80 answers/s);
-        # measured with `careerbot bench --sections 6`: 2 -> ack p99 ~40-55 ms, 16 -> ~70
-        # ms, unbounded -> 110-150 ms, at 50 requests in flight.
+        # Enough to keep Slack's round trips overlapped (8 at ~200 ms: 40 answers/s a
+        # process); `careerbot bench --sections 6`, 50 requests in flight, ack p99: 2 ->
+        # 40-55 ms, 8 -> 57-94 ms, 16 -> 70-112 ms, unbounded -> 110-150 ms.
         self._running = asyncio.Semaphore(_RUNNING)
 
     def register(self, app: AsyncApp) -> None:

@@ -37,7 +37,7 @@ from bot.core.knowledge import Knowledge
 from bot.core.models import Role
 from bot.settings import MatchSettings
 
-__all__ = ["Analysis", "Candidate", "Match", "Matcher", "normalise"]
+__all__ = ["Analysis", "Candidate", "Match", "Matcher", "forget_reload_caches", "normalise"]
 
 DS, MLE, OTHER = "@ds", "@mle", "@other"
 _ROLE_TOKEN: dict[str, Role] = {DS: "data_scientist", MLE: "ml_engineer"}
@@ -764,3 +764,12 @@ class Matcher:
             # "is it hard for a data scientist to switch?": the one named is moving out
             return _OTHER_ROLE[next(iter(named))]
         return "both"  # "switching between DS and MLE", either way
+
+
+def forget_reload_caches() -> None:
+    """Drop what is kept to make the next reload cheap (example analyses, per-topic
+    counts, corrections): after serving a far larger base, or to measure cold."""
+    for cache in (_EXAMPLE_ANALYSES, _CORRECTIONS, _NEIGHBOURS, _STOPWORDS):
+        cache.clear()
+    for function in (_known_words, _index, _doc_counts, _doc_words, _example_words, normalise):
+        function.cache_clear()

@@ -12,7 +12,7 @@ from rapidfuzz import fuzz, process
 from bot.core.context import ContextStore, Turn
 from bot.core.knowledge import Knowledge, KnowledgeError, Problem, load_knowledge
 from bot.core.matcher import Match, Matcher
-from bot.core.models import ROLE_NAMES, Query, Reply, Role, Suggestion
+from bot.core.models import OTHER_ROLE, ROLE_NAMES, Query, Reply, Role, Suggestion
 from bot.settings import MatchSettings
 
 __all__ = ["Engine", "ReloadReport"]
@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 _POPULAR = ("overview", "salary", "which_to_choose")
 # A message this short (in topic words) leans on the conversation so far: "pay?"
 _SHORT = 2
-_OTHER_ROLE: dict[Role, Role] = {"data_scientist": "ml_engineer", "ml_engineer": "data_scientist"}
 
 
 @dataclass(frozen=True)
@@ -150,9 +149,9 @@ class Engine:
         """Apply follow-up context: a new role on the old topic, or the old role on a new topic."""
         a = match.analysis
         short = a.cue or len(a.content) <= _SHORT
-        if a.reverses and short and previous.role in _OTHER_ROLE and not a.roles:
+        if a.reverses and short and previous.role in OTHER_ROLE and not a.roles:
             # "and the other way round?": the same subject, for the other role
-            return replace(match, topic=previous.topic, role=_OTHER_ROLE[previous.role],
+            return replace(match, topic=previous.topic, role=OTHER_ROLE[previous.role],
                            decline_reason=None,
                            confidence=max(match.confidence, self.settings.sure_above))
         if (match.decline_reason == "low_confidence" and short and match.best

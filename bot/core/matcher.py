@@ -34,14 +34,13 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 from bot.core.knowledge import Knowledge
-from bot.core.models import Role
+from bot.core.models import OTHER_ROLE, Role
 from bot.settings import MatchSettings
 
 __all__ = ["Analysis", "Candidate", "Match", "Matcher", "forget_reload_caches", "normalise"]
 
 DS, MLE, OTHER = "@ds", "@mle", "@other"
 _ROLE_TOKEN: dict[str, Role] = {DS: "data_scientist", MLE: "ml_engineer"}
-_OTHER_ROLE: dict[Role, Role] = {"data_scientist": "ml_engineer", "ml_engineer": "data_scientist"}
 _ROLE_TERM = {DS: "@role", MLE: "@role"}
 _MOVE = "@move"
 _EXAMPLE_ANALYSES: dict[int, dict[tuple[str, ...], Analysis]] = {}
@@ -745,7 +744,7 @@ class Matcher:
             # "I'm an MLE, what does a DS do all day?": the asker's own role is context
             selves = _direction(analysis.tokens, analysis.roles).selves
             if len(selves) == 1:
-                role = _OTHER_ROLE[next(iter(selves))]
+                role = OTHER_ROLE[next(iter(selves))]
         if role not in allowed:
             role = "both" if "both" in allowed else allowed[0]
         return role
@@ -758,11 +757,11 @@ class Matcher:
         if len(into) == 1:
             return next(iter(into))
         if len(direction.sources) == 1:
-            return _OTHER_ROLE[next(iter(direction.sources))]
+            return OTHER_ROLE[next(iter(direction.sources))]
         named = analysis.roles_named
         if len(named) == 1:
             # "is it hard for a data scientist to switch?": the one named is moving out
-            return _OTHER_ROLE[next(iter(named))]
+            return OTHER_ROLE[next(iter(named))]
         return "both"  # "switching between DS and MLE", either way
 
 

@@ -7,6 +7,8 @@ from typing import Literal
 
 Role = Literal["data_scientist", "ml_engineer", "both"]
 ROLES: tuple[Role, ...] = ("data_scientist", "ml_engineer", "both")
+#: each of our two roles, and the other one
+OTHER_ROLE: dict[Role, Role] = {"data_scientist": "ml_engineer", "ml_engineer": "data_scientist"}
 ROLE_NAMES: dict[str, str] = {
     "data_scientist": "Data scientist",
     "ml_engineer": "ML engineer",

@@ -392,7 +392,8 @@ class Matcher:
         self._known = frozenset(words)
         self._frequency = seen
         # corrections are kept per known vocabulary: a reload that adds an example with
-        # words already known reuses them (one vocabulary is kept, and a bounded number)
+        # words already known reuses them (one vocabulary is kept, and a bounded number;
+        # a tie between two words is then broken by the counts the correction first saw)
         vocabulary = hash((self._known, tuple(self._targets)))
         if vocabulary not in _CORRECTIONS:
             _CORRECTIONS.clear()

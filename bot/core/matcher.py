@@ -73,6 +73,14 @@ _SENTENCE = re.compile(r"(?<=[.!?;\n])\s+|\n+")
 # Words that mark a message as continuing the previous one.
 _CUES = ("and", "what about", "how about", "same for", "same", "also", "for", "ok and",
          "then", "now", "wat about", "and for", "plus", "what if")
+# A sentence that starts so asks something, question mark or not.
+_ASKING = frozenset({"what", "whats", "wat", "how", "hw", "which", "who", "whos", "why", "where",
+                     "when", "should", "shall", "can", "could", "would", "will", "is", "are",
+                     "do", "does", "did", "any", "anyone", "explain", "compare", "thoughts"})
+_ASKING_PHRASES = frozenset({"i want to know", "i wonder", "id like to know", "i would like to",
+                             "tell me", "help me", "i need to know", "im wondering",
+                             "im curious", "wondering"})
+_POINTING = frozenset({"that", "this", "it", "those", "these"})
 # Words that ask for the previous answer the other way round.
 _REVERSE = ("other way round", "other way around", "vice versa", "the reverse",
             "the opposite", "opposite direction", "other direction")
@@ -161,6 +169,22 @@ def _drop_negated(text: str) -> str:
 def _example_words(text: str) -> tuple[str, ...]:
     """An example read like a question: "not asking about degrees, ..." is not about degrees."""
     return tuple(normalise(_drop_negated(text)).split())
+
+
+def _questions(sentences: list[str]) -> list[str]:
+    """The sentences that ask: with a question mark, or worded as a question (chat often
+    leaves the mark out: "what skills do i need for ds"). One that only points back
+    ("what does that even mean?") is read with the sentence before it."""
+    asked = []
+    for k, sentence in enumerate(sentences):
+        words = normalise(sentence).split()
+        if sentence.rstrip().endswith("?") or (words and (
+                words[0] in _ASKING or " ".join(words[:3]) in _ASKING_PHRASES
+                or " ".join(words[:4]) in _ASKING_PHRASES)):
+            if k and len(words) <= 6 and _POINTING.intersection(words):
+                sentence = f"{sentences[k - 1]} {sentence}"
+            asked.append(sentence)
+    return asked
 
 
 @dataclass(frozen=True)
@@ -652,19 +676,18 @@ class Matcher:
         return {i: v / total for i, v in likelihood.items()}
 
     def _windows(self, text: str) -> list[str]:
-        """The parts of a long message to score: its questions and the whole, else every
-        sentence and pair of sentences."""
+        """The parts of a long message to score: its questions, or else its last sentence,
+        and the whole."""
         sentences = [s for s in _SENTENCE.split(text.strip()) if s.strip()]
         if len(sentences) < 2:
             return [text]
-        questions = [s for s in sentences if s.rstrip().endswith("?")]
+        questions = _questions(sentences)
         if questions:
             # and the whole: "I love explaining numbers. Which should I aim for?" is
             # about choosing only with the story around the question
             return [*questions, text]
-        windows = list(sentences)
-        windows += [f"{a} {b}" for a, b in zip(sentences, sentences[1:], strict=False)]
-        return windows
+        # none asks outright: the ask comes last ("...been applying since. coding in ds")
+        return [sentences[-1], text]
 
     def match(self, text: str) -> Match:
         text = _drop_negated(text)
@@ -684,7 +707,7 @@ class Matcher:
         """The questions of a message of several sentences, when they name a role:
         "I know what a data scientist is. What's an ML engineer?" is about ML engineers."""
         sentences = [s for s in _SENTENCE.split(text.strip()) if s.strip()]
-        questions = [s for s in sentences if s.rstrip().endswith("?")]
+        questions = _questions(sentences)
         if len(sentences) < 2 or not questions:
             return None
         focus = self.analyse(" ".join(questions))

@@ -102,6 +102,15 @@ def test_questions_buried_in_personal_stories_are_found(engine):
     ("I'm a nurse. Been learning SQL at weekends. ds salary?", "salary", "data_scientist"),
     ("First post here, be gentle. I teach maths. What is an MLE?", "role_definition",
      "ml_engineer"),
+    # chat leaves the question mark out: a sentence worded as a question still asks ...
+    ("Did a bootcamp last spring, been applying to jobs since. what skills does a data "
+     "scientist need", "skills", "data_scientist"),
+    # ... and when none is, the ask comes last
+    ("Long time lurker, first post. I teach high school maths. ml eng pay", "salary",
+     "ml_engineer"),
+    # a question that only points back is read with the sentence before it
+    ("someone told me ds is the race strategist and mle is the race engineer. what does "
+     "that even mean", "overview", "both"),
 ])
 def test_a_short_question_after_a_little_context_is_found(engine, text, topic, role):
     """The question is scored on its own, not drowned by the sentences before it."""

@@ -105,7 +105,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         result = cross_validate(engine.knowledge, settings.match, args.folds)
     else:
-        result = evaluate_files(engine, [Path(p) for p in args.files])
+        result = evaluate_files(engine, [Path(p) for p in args.files], perturb=args.perturb)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
@@ -184,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=0,
                    help="hold out each of N slices of the examples in turn and ask them of "
                         "a matcher built from the rest (no files needed)")
+    p.add_argument("--perturb", choices=["typos", "story"],
+                   help="ask each single question in 3 less clean copies: two typos, or two "
+                        "sentences of unrelated personal story before it")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("serve", help="serve Slack and/or Discord")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -13,7 +15,48 @@ from bot.core.knowledge import Knowledge
 from bot.core.matcher import Matcher
 from bot.settings import MatchSettings
 
-__all__ = ["EvalResult", "cross_validate", "evaluate_files"]
+__all__ = ["PERTURBATIONS", "EvalResult", "cross_validate", "evaluate_files"]
+
+# Personal context people put before their question, about nothing careerbot answers.
+_STORIES = (
+    "I've been working in retail for six years and honestly I'm burnt out.",
+    "A friend of mine got into tech last year and loves it.",
+    "So I just finished my second year at uni, studying economics.",
+    "Long time lurker here, first post.",
+    "I'm 34, two kids, currently a high school teacher.",
+    "My manager keeps telling me to think about my long-term plans.",
+    "Quick background: I did a bootcamp last spring and have been applying since.",
+    "I work at a small logistics company and we're starting to use data more.",
+    "Bit of context: I studied biology, then spent three years in a lab.",
+    "I'm a nurse and I've been teaching myself SQL on weekends.",
+)
+
+
+def _typos(text: str, rng: random.Random) -> str:
+    """Two slips (a letter dropped, swapped, added or replaced) in longer words, lowercase."""
+    words = text.lower().split()
+    long = [i for i, w in enumerate(words) if len(w) >= 5 and w.isalpha()]
+    for i in rng.sample(long, min(2, len(long))):
+        w = words[i]
+        for _ in range(10):  # a swap of "ee" or an "a" for an "a" is no slip: again
+            k = rng.randrange(len(w) - 1)
+            slipped = rng.choice((w[:k] + w[k + 1:], w[:k] + w[k + 1] + w[k] + w[k + 2:],
+                                  w[:k] + rng.choice("aeinorst") + w[k:],
+                                  w[:k] + rng.choice("aeinorst") + w[k + 1:]))
+            if slipped != w:
+                words[i] = slipped
+                break
+    return " ".join(words)
+
+
+def _story(text: str, rng: random.Random) -> str:
+    """Two sentences of unrelated personal context before the question."""
+    return " ".join([*rng.sample(_STORIES, 2), text])
+
+
+#: ways to ask the labelled questions less cleanly (`careerbot eval --perturb NAME`)
+PERTURBATIONS: dict[str, Callable[[str, random.Random], str]] = {
+    "typos": _typos, "story": _story}
 
 
 @dataclass
@@ -81,8 +124,13 @@ def _check(engine: Engine, result: EvalResult, item_id: str, text: str,
     return reply
 
 
-def evaluate_files(engine: Engine, paths: list[Path]) -> EvalResult:
+def evaluate_files(engine: Engine, paths: list[Path], perturb: str | None = None,
+                   variants: int = 3) -> EvalResult:
+    """Score labelled files; with `perturb`, each single question is asked instead in
+    `variants` perturbed copies (seeded: the same run gives the same figures)."""
     result = EvalResult()
+    change = PERTURBATIONS[perturb] if perturb else None
+    rng = random.Random(7)
     for path in paths:
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
@@ -98,9 +146,13 @@ def evaluate_files(engine: Engine, paths: list[Path]) -> EvalResult:
                                    turn.get("topic"), turn.get("role"), previous,
                                    result.followups if i else None)
                     previous = Turn.of(reply) or previous
-            else:
+            elif change is None:
                 _check(engine, result, item_id, item["text"], item.get("topic"),
                        item.get("role"), None, None)
+            else:
+                for v in range(variants):
+                    _check(engine, result, f"{item_id}~{v}", change(item["text"], rng),
+                           item.get("topic"), item.get("role"), None, None)
     return result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,22 @@ def test_cross_validation_asks_every_example_once_of_a_base_without_it(knowledge
                 for topic_id, topic in knowledge.topics.items() for text in topic.examples)
     assert 0.6 <= held_out < known / examples
     assert "topic right" in result.table()
+
+
+@pytest.mark.parametrize("perturb", ["typos", "story"])
+def test_perturbed_questions_are_asked_in_three_other_wordings(engine, perturb):
+    from bot.evaluate import PERTURBATIONS, evaluate_files
+
+    rows = [json.loads(line) for line in (DATA / "questions.jsonl").read_text().splitlines()]
+    plain = evaluate_files(engine, [DATA / "questions.jsonl"])
+    result = evaluate_files(engine, [DATA / "questions.jsonl"], perturb=perturb)
+    assert len(result.in_scope) + len(result.out_of_scope) == 3 * len(rows)
+    rng = random.Random(1)
+    for row in rows:  # never the question as written, where there is a word to slip on
+        if perturb == "story" or any(len(w) >= 5 and w.isalpha() for w in row["text"].split()):
+            assert PERTURBATIONS[perturb](row["text"], rng) != row["text"].lower()
+    # less clean, so a little worse, but far from guessing
+    assert 0.85 <= sum(result.in_scope) / len(result.in_scope) <= sum(plain.in_scope) / len(
+        plain.in_scope)
+    assert result.table() == evaluate_files(engine, [DATA / "questions.jsonl"],
+                                            perturb=perturb).table()  # seeded

@@ -61,6 +61,7 @@ _HALF_PAIR_WEIGHT = 0.7  # a pair with one stopword ("about education") is weake
 _KEYWORD_COUNT = 3      # a keyword votes like this many examples
 _PHRASE_SPELLING = 85    # fuzz.ratio from which a few words spell a role name or phrase
 _PHRASE_WORD_SPELLING = 60  # ... and each of its words this close to the name's word
+_STORY_WEIGHT = 0.9      # the whole of a long message counts this much beside its question
 _SMALL_TALK_SURE = 0.7  # small talk with one word of its own is answered from here
 _COMMON = 3             # a word is a typo of one a slip away and this many times as common
 _UNKNOWN_DF = 3         # a word no topic uses weighs as if three topics used it
@@ -696,8 +697,11 @@ class Matcher:
         windows = self._windows(text)
         for window in windows:
             analysis = whole if window is text else self.analyse(window)
+            # the story around a question helps it, but alone it makes no answer to an
+            # unrelated question ("...I studied economics. what's the weather like?")
+            weight = _STORY_WEIGHT if window is text and len(windows) > 1 else 1.0
             for i, score in self._score_window(analysis).items():
-                totals[i] = max(totals.get(i, 0.0), score)
+                totals[i] = max(totals.get(i, 0.0), score * weight)
         ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)
         candidates = tuple(Candidate(self._docs[i].label, round(min(s, 1.0), 4),
                                      self._docs[i].out_of_scope) for i, s in ranked[:5])

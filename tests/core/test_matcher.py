@@ -207,8 +207,10 @@ def test_perturbed_questions_are_asked_in_three_other_wordings(engine, perturb):
     for row in rows:  # never the question as written, where there is a word to slip on
         if perturb == "story" or any(len(w) >= 5 and w.isalpha() for w in row["text"].split()):
             assert PERTURBATIONS[perturb](row["text"], rng) != row["text"].lower()
-    # less clean, so a little worse, but far from guessing
+    # less clean, so a little worse, but far from guessing; and a story before an
+    # unrelated question does not make it one careerbot answers
     assert 0.85 <= sum(result.in_scope) / len(result.in_scope) <= sum(plain.in_scope) / len(
         plain.in_scope)
+    assert sum(result.out_of_scope) / len(result.out_of_scope) >= 0.97
     assert result.table() == evaluate_files(engine, [DATA / "questions.jsonl"],
                                             perturb=perturb).table()  # seeded

@@ -8,12 +8,15 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from bot.core import Engine, Query, Reply
 from bot.core.context import Turn
-from bot.core.knowledge import Knowledge
+from bot.core.knowledge import Knowledge, OutOfScopeGroup, Topic
 from bot.core.matcher import Matcher
 from bot.settings import MatchSettings
+
+T = TypeVar("T", Topic, OutOfScopeGroup)
 
 __all__ = ["PERTURBATIONS", "EvalResult", "cross_validate", "evaluate_files"]
 
@@ -156,6 +159,14 @@ def evaluate_files(engine: Engine, paths: list[Path], perturb: str | None = None
     return result
 
 
+def _hold_out(owner: T, label: str | None, fold: int, folds: int,
+              held: list[tuple[str, str | None]]) -> T:
+    """`owner` (a topic or decline group) without this fold's examples, which go to `held`."""
+    held.extend((x, label) for i, x in enumerate(owner.examples) if i % folds == fold)
+    return replace(owner, examples=tuple(
+        x for i, x in enumerate(owner.examples) if i % folds != fold))
+
+
 def cross_validate(knowledge: Knowledge, settings: MatchSettings, folds: int = 5) -> EvalResult:
     """How well the knowledge base's own example questions generalise: each of `folds`
     slices of every topic's and decline group's examples is held out in turn and asked of
@@ -163,17 +174,11 @@ def cross_validate(knowledge: Knowledge, settings: MatchSettings, folds: int = 5
     result = EvalResult(roles=False)
     for fold in range(folds):
         held: list[tuple[str, str | None]] = []
-        topics = {}
-        for topic_id, topic in knowledge.topics.items():
-            held += [(x, topic_id) for i, x in enumerate(topic.examples) if i % folds == fold]
-            topics[topic_id] = replace(topic, examples=tuple(
-                x for i, x in enumerate(topic.examples) if i % folds != fold))
-        groups = []
-        for group in knowledge.out_of_scope:
-            held += [(x, None) for i, x in enumerate(group.examples) if i % folds == fold]
-            groups.append(replace(group, examples=tuple(
-                x for i, x in enumerate(group.examples) if i % folds != fold)))
-        matcher = Matcher(replace(knowledge, topics=topics, out_of_scope=tuple(groups)), settings)
+        topics = {topic_id: _hold_out(topic, topic_id, fold, folds, held)
+                  for topic_id, topic in knowledge.topics.items()}
+        groups = tuple(_hold_out(group, None, fold, folds, held)
+                       for group in knowledge.out_of_scope)
+        matcher = Matcher(replace(knowledge, topics=topics, out_of_scope=groups), settings)
         for n, (text, want) in enumerate(held):
             match = matcher.match(text)
             ok = match.topic == want

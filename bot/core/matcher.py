@@ -676,13 +676,12 @@ class Matcher:
         total = sum(likelihood.values())
         return {i: v / total for i, v in likelihood.items()}
 
-    def _windows(self, text: str) -> list[str]:
+    @staticmethod
+    def _windows(text: str, sentences: list[str], questions: list[str]) -> list[str]:
         """The parts of a long message to score: its questions, or else its last sentence,
         and the whole."""
-        sentences = [s for s in _SENTENCE.split(text.strip()) if s.strip()]
         if len(sentences) < 2:
             return [text]
-        questions = _questions(sentences)
         if questions:
             # and the whole: "I love explaining numbers. Which should I aim for?" is
             # about choosing only with the story around the question
@@ -693,8 +692,10 @@ class Matcher:
     def match(self, text: str) -> Match:
         text = _drop_negated(text)
         whole = self.analyse(text)
+        sentences = [s for s in _SENTENCE.split(text.strip()) if s.strip()]
+        questions = _questions(sentences)
         totals: dict[int, float] = {}
-        windows = self._windows(text)
+        windows = self._windows(text, sentences, questions)
         for window in windows:
             analysis = whole if window is text else self.analyse(window)
             # the story around a question helps it, but alone it makes no answer to an
@@ -705,13 +706,11 @@ class Matcher:
         ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)
         candidates = tuple(Candidate(self._docs[i].label, round(min(s, 1.0), 4),
                                      self._docs[i].out_of_scope) for i, s in ranked[:5])
-        return self._decide(whole, candidates, self._focus(text) or whole)
+        return self._decide(whole, candidates, self._focus(sentences, questions) or whole)
 
-    def _focus(self, text: str) -> Analysis | None:
+    def _focus(self, sentences: list[str], questions: list[str]) -> Analysis | None:
         """The questions of a message of several sentences, when they name a role:
         "I know what a data scientist is. What's an ML engineer?" is about ML engineers."""
-        sentences = [s for s in _SENTENCE.split(text.strip()) if s.strip()]
-        questions = _questions(sentences)
         if len(sentences) < 2 or not questions:
             return None
         focus = self.analyse(" ".join(questions))

@@ -18,9 +18,12 @@ from datetime import UTC, datetime
 
 __all__ = ["configure_logging", "user_ref"]
 
-# Slack tokens (xoxb-, xoxp-, xapp-, ...) and passwords in URLs
+# Slack tokens (xoxb-, xoxp-, xapp-, ...) and passwords in URLs. Every pattern runs in
+# time linear in what is logged, whatever that is: each starts on a literal or a word
+# boundary and every repeat is bounded, so no start position rescans a long run (an
+# unbounded `\w+://` took 35 s on 100 KB of one letter, on the event loop).
 _TOKEN = re.compile(r"\b(?:xox[a-z]|xapp)-[A-Za-z0-9-]+")
-_URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)[^@\s]+@")
+_URL_PASSWORD = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]{0,31}://[^:/@\s]{0,256}:)[^@\s/]{1,256}@")
 # libraries whose DEBUG lines carry whole payloads (ids, text): INFO at most, even with -v
 _CHATTY = ("slack_bolt", "slack_sdk", "discord", "aiohttp", "redis", "asyncio")
 

@@ -16,11 +16,14 @@ from aiohttp import web
 from bot.metrics import CONTENT_TYPE
 from bot.runtime import Runtime
 
-__all__ = ["HEALTH_PATH", "LIVE_QUERY", "METRICS_PATH", "bound_port", "ops_routes", "start_server"]
+__all__ = ["HEALTH_PATH", "LIVE_QUERY", "MAX_BODY_BYTES", "METRICS_PATH", "bound_port",
+           "ops_routes", "start_server"]
 
 HEALTH_PATH = "/healthz"
 LIVE_QUERY = "probe=live"
 METRICS_PATH = "/metrics"
+#: the largest request body served (Slack's own payloads are a few KB); larger is a 413
+MAX_BODY_BYTES = 1024 * 1024
 
 
 def ops_routes(runtime: Runtime) -> list[web.RouteDef]:
@@ -43,7 +46,7 @@ async def start_server(runtime: Runtime, host: str, port: int,
                        ) -> web.AppRunner:
     """Serve the ops routes (and `routes`) on host:port; the caller cleans the runner up,
     which runs `on_cleanup`."""
-    app = web.Application()
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.add_routes([*ops_routes(runtime), *routes])
     app.on_cleanup.extend(on_cleanup)
     runner = web.AppRunner(app, access_log=None)

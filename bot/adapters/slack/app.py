@@ -14,12 +14,12 @@ import inspect
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from aiohttp import ClientError, ClientSession, web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.authorization import AuthorizeResult
@@ -27,6 +27,7 @@ from slack_bolt.authorization.async_authorize import AsyncAuthorize
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
@@ -44,7 +45,7 @@ from bot.core import Engine, Query, Reply
 from bot.core.models import Role
 from bot.learning import Recorder
 from bot.logs import user_ref
-from bot.ops import HEALTH_PATH, start_server
+from bot.ops import HEALTH_PATH, MAX_BODY_BYTES, start_server
 from bot.runtime import Runtime
 from bot.settings import Settings
 
@@ -423,10 +424,45 @@ def build_app(engine: Engine, settings: Settings, client: AsyncWebClient | None 
     return app
 
 
+def _refuse(status: int) -> web.Response:
+    return web.json_response({"error": "invalid request" if status == 401
+                              else "malformed request"}, status=status)
+
+
+def _signed(verifier: SignatureVerifier, body: str, headers: Mapping[str, str]) -> bool:
+    """Slack's signature over `body`, checked before anything parses it; a malformed
+    timestamp is an unsigned request, not an error."""
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    signature = headers.get("X-Slack-Signature", "")
+    if not (timestamp.isascii() and timestamp.isdigit() and signature):
+        return False
+    return verifier.is_valid(body, timestamp, signature)
+
+
 async def start_http(app: CareerbotApp, host: str, port: int) -> web.AppRunner:
-    """Serve POST /slack/events, GET /healthz and GET /metrics; the caller cleans up."""
+    """Serve POST /slack/events, GET /healthz and GET /metrics; the caller cleans up.
+
+    A request is refused before bolt sees it when it is too large (413, from its
+    Content-Length or as it is read), not UTF-8 (400), unsigned (401: nothing of it is
+    parsed or logged) or signed but not one of Slack's payloads (400). Only a signed,
+    well-formed request costs more than a hash."""
+    verifier = SignatureVerifier(app.listeners.settings.slack_signing_secret)
+
     async def events(request: web.Request) -> web.Response:
-        return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            raise web.HTTPRequestEntityTooLarge(MAX_BODY_BYTES, request.content_length or 0)
+        try:
+            body = (await request.read()).decode()  # over client_max_size: aiohttp's 413
+        except UnicodeDecodeError:  # Slack sends UTF-8, signed or not
+            return _refuse(400)
+        if not _signed(verifier, body, request.headers):
+            return _refuse(401)
+        try:
+            bolt_request = AsyncBoltRequest(body=body, query=request.query_string,
+                                            headers=request.headers)  # type: ignore[arg-type]
+        except (ValueError, AttributeError, TypeError):  # not JSON or a form; not an object
+            return _refuse(400)
+        return await to_aiohttp_response(await app.async_dispatch(bolt_request))
 
     async def close(_: web.Application) -> None:
         await app.close()

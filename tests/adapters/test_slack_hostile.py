@@ -1,0 +1,120 @@
+"""The real `careerbot serve slack` in HTTP mode, as someone on the internet meets it.
+
+Its events URL is public: whatever arrives there, signed or not, is refused with a
+4xx before it costs more than a hash, never stalls the process's other requests, and
+never puts the body (user text, response_url) in a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import time
+from pathlib import Path
+
+import aiohttp
+from slack_sdk.signature import SignatureVerifier
+
+from bot.adapters.slack.app import EVENTS_PATH
+from bot.ops import LIVE_QUERY, METRICS_PATH
+from tests.adapters.test_slack import SECRET
+from tests.fakes.slack import BOT_USER, TEAM, FakeSlack
+from tests.serve_process import ServeProcess, serve
+
+WAIT = 5.0  # a bound on each request, not a speed target: the stall this guards was 35 s
+
+
+def _env(slack: FakeSlack) -> dict[str, str]:
+    return {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": slack.api_url}
+
+
+def _mention(text: str) -> str:
+    return json.dumps({"token": "legacy", "team_id": TEAM, "api_app_id": "A0APP",
+                       "type": "event_callback", "event_id": "EvHOSTILE", "event_time": 1,
+                       "event": {"type": "app_mention", "user": "U0ASKER", "channel": "C0GEN",
+                                 "text": f"<@{BOT_USER}> {text}", "ts": "1.000001"}})
+
+
+def _signed(body: bytes, timestamp: str | None = None) -> dict[str, str]:
+    timestamp = timestamp or str(int(time.time()))
+    signature = SignatureVerifier(SECRET).generate_signature(timestamp=timestamp, body=body)
+    return {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": signature}
+
+
+async def _post(http: aiohttp.ClientSession, base: str, body: bytes,
+                headers: dict[str, str], content_type: str = "application/json"
+                ) -> tuple[int, str]:
+    async with asyncio.timeout(WAIT), http.post(
+            base + EVENTS_PATH, data=io.BytesIO(body),
+            headers={"Content-Type": content_type, **headers}) as response:
+        return response.status, await response.text()
+
+
+async def _errors(http: aiohttp.ClientSession, base: str) -> float:
+    async with asyncio.timeout(WAIT), http.get(base + METRICS_PATH) as response:
+        text = await response.text()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("careerbot_errors_total"))
+
+
+async def _live(http: aiohttp.ClientSession, base: str) -> int:
+    async with asyncio.timeout(WAIT), http.get(f"{base}/healthz?{LIVE_QUERY}") as response:
+        return response.status
+
+
+async def _base(process: ServeProcess) -> str:
+    return f"http://127.0.0.1:{await process.http_port()}"
+
+
+async def test_a_huge_unsigned_body_is_refused_at_once_and_never_logged(
+        slack: FakeSlack, tmp_path: Path) -> None:
+    async with serve("slack", env=_env(slack), cwd=tmp_path) as process, \
+            aiohttp.ClientSession() as http:
+        base = await _base(process)
+        for size in (100_000, 900_000):
+            body = _mention("z" * size).encode()
+            # the probe goes out while the refusal is being made: neither waits on the other
+            refused, live = await asyncio.gather(_post(http, base, body, {}), _live(http, base))
+            assert (refused, live) == ((401, '{"error": "invalid request"}'), 200), size
+        status, _ = await _post(http, base, _mention("z" * 1_100_000).encode(), {})
+        assert status == 413
+        # a signed request still gets its answer afterwards
+        body = _mention("what do ML engineers earn?").encode()
+        assert (await _post(http, base, body, _signed(body)))[0] == 200
+        [answer] = await slack.wait_for("chat.postMessage")
+        assert "Salary" in json.dumps(answer.args)
+        assert await process.stop() == 0
+    assert b"zzzzzzzzzz" not in process.stderr
+    assert b"Traceback" not in process.stderr
+
+
+async def test_malformed_requests_get_a_4xx_and_raise_no_error_metric(
+        slack: FakeSlack, tmp_path: Path) -> None:
+    array = b'[{"type": "event_callback"}]'
+    form = b"token=x&team_id=T0TEAM&command=%2Fcareerbot&text=hi"
+    bad_utf8 = b'{"type": "event_callback", "x": "\xff\xfe"}'
+    cases: list[tuple[str, bytes, dict[str, str], str, int]] = [
+        ("unsigned, not JSON", b"{not json", {}, "application/json", 401),
+        ("unsigned, invalid UTF-8", bad_utf8, {}, "application/json", 400),
+        ("timestamp not a number", b"{}", {"X-Slack-Request-Timestamp": "abc",
+                                           "X-Slack-Signature": "v0=00"},
+         "application/json", 401),
+        ("signed with a timestamp that is not a number", b"{}", _signed(b"{}", "abc"),
+         "application/json", 401),
+        ("signed JSON array", array, _signed(array), "application/json", 400),
+        ("signed form sent as JSON", form, _signed(form), "application/json", 400),
+    ]
+    async with serve("slack", env=_env(slack), cwd=tmp_path) as process, \
+            aiohttp.ClientSession() as http:
+        base = await _base(process)
+        before = await _errors(http, base)
+        got = [(name, (await _post(http, base, body, headers, ctype))[0])
+               for name, body, headers, ctype, _ in cases]
+        after = await _errors(http, base)
+        assert await process.stop() == 0
+    assert got == [(name, status) for name, _, _, _, status in cases]
+    assert after == before
+    assert not re.search(rb"Traceback|Error handling request", process.stderr)

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench clean k8s-knowledge
+.PHONY: run test lint bench clean k8s-knowledge fingerprint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ lint: $(STAMP)
 ## k8s-knowledge: regenerate deploy/k8s/knowledge-configmap.yaml from knowledge/
 k8s-knowledge: $(STAMP)
 	$(BIN)/python deploy/k8s/knowledge_configmap.py
+
+## fingerprint: regenerate eval/seed_fingerprint.json from the articles (SEEDS=folder)
+SEEDS ?= ../shared/seeds
+fingerprint:
+	$(PYTHON) eval/fingerprint.py $(SEEDS)
 
 bench: $(STAMP)
 	$(BIN)/careerbot bench

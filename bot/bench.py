@@ -46,7 +46,7 @@ from typing import Any
 __all__ = ["generate_knowledge", "run_bench"]
 
 ROOT = Path(__file__).resolve().parents[1]
-EVAL_DIR = ROOT.parent / "shared" / "eval"
+EVAL_DIR = ROOT / "eval"
 FAKE_SLACK = ROOT / "tests" / "fakes" / "slack.py"
 SECTIONS = {1: "latency", 2: "growth", 3: "reload", 4: "startup", 5: "memory", 6: "slack"}
 # Modules the console CLI must not load (issue 5, section 4).

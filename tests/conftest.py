@@ -10,6 +10,9 @@ from bot.core import Engine, load_knowledge
 from bot.core.knowledge import default_knowledge_dir
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the project's own label contract, dev set and article fingerprint (see eval/)
+EVAL = ROOT / "eval"
+#: where material is handed to the team; a plain clone has no such folder
 SHARED = ROOT.parent / "shared"
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import SHARED
+from conftest import EVAL
 
 
 def careerbot(*args: str, stdin: str = "", cwd: Path | None = None):
@@ -57,7 +57,7 @@ def test_ask_prints_an_answer_for_a_person():
 
 
 def test_eval_prints_the_three_figures():
-    out = careerbot("eval", *map(str, sorted((SHARED / "eval").glob("*.jsonl"))))
+    out = careerbot("eval", *map(str, sorted(EVAL.glob("*.jsonl"))))
     assert out.returncode == 0, out.stderr
     assert "in scope" in out.stdout and "out of scope" in out.stdout
     assert "follow-up turns" in out.stdout

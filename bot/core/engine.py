@@ -11,7 +11,7 @@ from rapidfuzz import fuzz, process
 
 from bot.core.context import ContextStore, Turn
 from bot.core.knowledge import Knowledge, KnowledgeError, Problem, load_knowledge
-from bot.core.matcher import Match, Matcher
+from bot.core.matcher import Match, Matcher, strip_invisible
 from bot.core.models import OTHER_ROLE, ROLE_NAMES, Query, Reply, Role, Suggestion
 from bot.settings import MatchSettings
 
@@ -118,7 +118,7 @@ class Engine:
         Synchronous and free of I/O: `converse` keeps the conversation around it.
         """
         state = self._state
-        text = query.text.strip()
+        text = strip_invisible(query.text).strip()
         if not text:
             return self.help()
         if len(text) > self.settings.max_message_chars:

@@ -37,7 +37,8 @@ from bot.core.knowledge import Knowledge
 from bot.core.models import OTHER_ROLE, Role
 from bot.settings import MatchSettings
 
-__all__ = ["Analysis", "Candidate", "Match", "Matcher", "forget_reload_caches", "normalise"]
+__all__ = ["Analysis", "Candidate", "Match", "Matcher", "forget_reload_caches", "normalise",
+           "strip_invisible"]
 
 DS, MLE, OTHER = "@ds", "@mle", "@other"
 _ROLE_TOKEN: dict[str, Role] = {DS: "data_scientist", MLE: "ml_engineer"}
@@ -61,6 +62,7 @@ _HALF_PAIR_WEIGHT = 0.7  # a pair with one stopword ("about education") is weake
 _KEYWORD_COUNT = 3      # a keyword votes like this many examples
 _PHRASE_SPELLING = 85    # fuzz.ratio from which a few words spell a role name or phrase
 _PHRASE_WORD_SPELLING = 60  # ... and each of its words this close to the name's word
+_MAX_QUESTIONS = 6       # questions of one message scored: its first three and last three
 _STORY_WEIGHT = 0.9      # the whole of a long message counts this much beside its question
 _SMALL_TALK_SURE = 0.7  # small talk with one word of its own is answered from here
 _COMMON = 3             # a word is a typo of one a slip away and this many times as common
@@ -140,10 +142,22 @@ def _known_words(curated: frozenset[str], seen_counts: frozenset[tuple[str, int]
     return frozenset(words)
 
 
+# Characters that show nothing: zero-width spaces and joiners, the word joiner and
+# invisible operators, the BOM, soft hyphens, bidi controls and tag characters. They
+# are dropped, not spaced: "sal\u200bary" is "salary".
+_INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064"
+                        "\u2066-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]")
+
+
+def strip_invisible(text: str) -> str:
+    """`text` without the characters that show nothing (see _INVISIBLE)."""
+    return _INVISIBLE.sub("", text)
+
+
 @lru_cache(maxsize=1 << 16)
 def normalise(text: str) -> str:
     """Lowercase, NFKC, no apostrophes, punctuation to spaces (keeps c++ and c#)."""
-    text = unicodedata.normalize("NFKC", text).lower()
+    text = unicodedata.normalize("NFKC", strip_invisible(text)).lower()
     text = re.sub(r"[\u2019\u2018`']", "", text)
     text = re.sub(r"([a-z])\1{2,}", r"\1\1", text)  # "heyyy", "outlooook": two at most
     text = re.sub(r"[$€£]+", " dollars ", text)
@@ -185,6 +199,11 @@ def _questions(sentences: list[str]) -> list[str]:
             if k and len(words) <= 6 and _POINTING.intersection(words):
                 sentence = f"{sentences[k - 1]} {sentence}"
             asked.append(sentence)
+    # each distinct question once, and a bounded number of them: a message of 500
+    # "ds?" costs what one of a few questions does
+    asked = list(dict.fromkeys(asked))
+    if len(asked) > _MAX_QUESTIONS:
+        asked = asked[:_MAX_QUESTIONS // 2] + asked[-(_MAX_QUESTIONS // 2):]
     return asked
 
 
@@ -663,7 +682,9 @@ class Matcher:
         The candidates are the topics the question's words point at most, about as many
         as the shipped base has: thousands of unrelated topics neither dilute the
         posterior nor cost anything."""
-        known = [(t, self._discount(t)) for t in analysis.terms if t in self._idf]
+        # each distinct term once, by how often it is used: the cost is in distinct terms
+        known = [(t, self._discount(t) * k) for t, k in Counter(analysis.terms).items()
+                 if t in self._idf]
         mass = sum(d for _, d in known)
         loglik = {}
         for i in candidates:

@@ -193,6 +193,15 @@ async def test_mention_is_answered_as_a_reply_with_follow_up_context(bot: FakeDi
     assert_nothing_pings(bot)
 
 
+async def test_discord_markup_is_read_as_what_it_stands_for(bot: FakeDiscord):
+    """Other mentions, a role, a channel, an emoji, a masked link: the question stays."""
+    reply = await bot.post_message(bot.message(
+        "<@!42> <@&456> how much do [ML engineers](https://x.example) earn in <#789>? "
+        "<:kek:1234>"))
+    assert reply.body["embeds"][0]["title"] == "Salary and compensation: ML engineer"
+    assert_nothing_pings(bot)
+
+
 async def test_dm_is_answered_and_empty_mention_gets_help(bot: FakeDiscord):
     dm = await bot.post_message(bot.message("how much do ml engineers earn", dm=True))
     assert dm.path == f"/channels/{D.DM_CHANNEL_ID}/messages"

@@ -188,6 +188,16 @@ async def test_mention_is_answered_in_its_thread_with_follow_up_context(
     assert header(second) == "Salary and compensation: Data scientist"
 
 
+async def test_slack_markup_is_read_as_what_it_stands_for(peer: Peer, slack: FakeSlack) -> None:
+    """Someone else's mention, a channel, a link: none of it breaks the question."""
+    await peer.mention("<@U0OTHER> what does an ML engineer do?")
+    await peer.mention("<@U0OTHER|ana> how much do <https://x.example|ML engineers> earn "
+                       "in <#C0JOBS|jobs>? <!here>")
+    first, second = await slack.wait_for("chat.postMessage", 2)
+    assert header(first).endswith(": ML engineer") and not header(first).startswith("That")
+    assert header(second) == "Salary and compensation: ML engineer"
+
+
 async def test_dm_is_answered_in_the_dm(peer: Peer, slack: FakeSlack) -> None:
     assert await peer.dm("what tools do ml engineers use?") == 200
     [call] = await slack.wait_for("chat.postMessage")

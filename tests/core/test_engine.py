@@ -8,6 +8,8 @@ import sys
 import threading
 import weakref
 
+import pytest
+
 from bot.core import Engine, Query
 from bot.core.context import Turn
 from bot.store import InProcessStore
@@ -114,6 +116,31 @@ def test_empty_and_hostile_messages_get_a_polite_reply(engine):
         reply = engine.answer(Query(text=text))
         assert reply.title and reply.text
         assert "@everyone" not in reply.text and "<!channel>" not in reply.text
+
+
+@pytest.mark.parametrize("text", [
+    "sal\u200bary of ML engineers?",          # zero-width space inside a word
+    "\ufeffsalary of ML\u2060 engineers?",   # BOM, word joiner
+    "sal\u00adary of \u202eML engineers?",   # soft hyphen, a bidi override
+])
+def test_invisible_characters_are_read_as_nothing(engine, text):
+    reply = engine.answer(Query(text=text))
+    assert (reply.topic, reply.role) == ("salary", "ml_engineer")
+
+
+def test_a_message_of_many_questions_scores_a_bounded_few(engine, monkeypatch):
+    """("ds? " * 500) is a legal message: it costs the matcher a few questions, not 500."""
+    from bot.core.matcher import Matcher
+
+    scored = []
+    score = Matcher._score_window
+    monkeypatch.setattr(Matcher, "_score_window",
+                        lambda self, analysis: scored.append(analysis) or score(self, analysis))
+    engine.answer(Query(text=("ds? " * 500)[:2000]))
+    assert len(scored) <= 2  # the one distinct question, and the whole message
+    scored.clear()
+    engine.answer(Query(text=" ".join(f"what is ds {n}?" for n in range(150))[:2000]))
+    assert len(scored) <= 7  # six questions at most, and the whole message
 
 
 def test_reload_reports_what_changed(engine, knowledge_copy):

@@ -49,7 +49,15 @@ log = logging.getLogger(__name__)
 
 DISCORD_API_URL = "https://discord.com/api/v10"
 DISCORD_GATEWAY_URL = "wss://gateway.discord.gg/"
-_MENTION = re.compile(r"<@[!&]?\d+>")
+# Discord's markup in a message, read as what it stands for: a mention of a member or
+# role, a custom emoji or a timestamp is no part of the question; a channel is a word;
+# a masked link is its text, and a bare link nothing.
+_MARKUP = re.compile(r"<(?:@[!&]?|#|a?:\w+:|t:)\d+(?::\w)?>|\[([^\]\n]*)\]\(<?https?://[^)\s]*>?\)"
+                     r"|<?https?://\S+", re.IGNORECASE)
+
+
+def _question(content: str) -> str:
+    return _MARKUP.sub(lambda found: f" {found.group(1) or ''} ", content).strip()
 _NO_TOKEN = ("DISCORD_TOKEN is not set: copy the bot token from the Discord developer portal "
              "(your application > Bot > Reset Token) into the environment or .env.")
 _BAD_TOKEN = ("Discord rejected DISCORD_TOKEN (401 Unauthorized): reset the bot token in the "
@@ -110,7 +118,7 @@ class CareerBot(discord.Client):
         if not isinstance(message.channel, discord.DMChannel) and me not in message.mentions:
             return
         self.rt.track()
-        text = _MENTION.sub(" ", message.content).strip()  # an empty mention gets the help
+        text = _question(message.content)  # an empty mention gets the help
         notice = await self.cooling_down(message.author)
         reply = None
         if notice is not None:

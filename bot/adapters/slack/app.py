@@ -64,11 +64,24 @@ def _unescape(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def _question(text: str, bot_user_id: str | None) -> str:
-    """What the user asked: the bot's own mention dropped, Slack's escaping undone."""
-    if bot_user_id:
-        text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
-    return _unescape(text).strip()
+# Slack's markup in a message, read as what it stands for: a mention of someone
+# (`<@U…>`, `<@U…|name>`) or of everyone (`<!here>`, `<!subteam^S…|@team>`) is no part
+# of the question; a channel is its name; a link is its text, and a bare link nothing.
+_MARKUP = re.compile(r"<([@#!])[^>|]*(?:\|([^>]*))?>|<[a-z][a-z0-9+.-]*:[^>|]*(?:\|([^>]*))?>",
+                     re.IGNORECASE)
+
+
+def _read_markup(found: re.Match[str]) -> str:
+    kind, label, link_text = found.group(1), found.group(2), found.group(3)
+    if kind == "#":
+        return f" {label or ''} "
+    return " " if kind else f" {link_text or ''} "
+
+
+def _question(text: str) -> str:
+    """What the user asked: mentions dropped, channels and links read as their names,
+    Slack's escaping undone."""
+    return _unescape(_MARKUP.sub(_read_markup, text)).strip()
 
 
 def _conversation(*parts: str | None) -> str:
@@ -205,7 +218,7 @@ class _Careerbot:
         if event.get("bot_id") or not event.get("user"):  # bots, this one included
             return
         team, channel, user = context.team_id or "", event["channel"], event["user"]
-        text = _question(event.get("text") or "", context.bot_user_id)
+        text = _question(event.get("text") or "")
         if refusal := await self._slow_down(team, user):
             await client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread,
                                             **notice(refusal))

@@ -161,7 +161,7 @@ class Engine:
             # but leaning on the topic in hand, so the conversation settles it
             role = state.matcher.role_for(previous.topic, a) if a.roles else previous.role
             return replace(match, topic=previous.topic, role=role, decline_reason=None)
-        if a.roles and not a.content:
+        if a.roles and not a.content and a.leans and not a.other_role:
             # "what about data scientists?": the previous subject, for the role just named
             role = state.matcher.role_for(previous.topic, a)
             return replace(match, topic=previous.topic, role=role, decline_reason=None,

@@ -84,6 +84,8 @@ _ASKING_PHRASES = frozenset({"i want to know", "i wonder", "id like to know", "i
                              "tell me", "help me", "i need to know", "im wondering",
                              "im curious", "wondering"})
 _POINTING = frozenset({"that", "this", "it", "those", "these"})
+# words that point back at the conversation: "is that the ML engineer's job?", "become one"
+_BACK = _POINTING | {"one", "then", "same"}
 # Words that ask for the previous answer the other way round.
 _REVERSE = ("other way round", "other way around", "vice versa", "the reverse",
             "the opposite", "opposite direction", "other direction")
@@ -255,6 +257,15 @@ class Analysis:
     @property
     def roles_named(self) -> frozenset[Role]:
         return frozenset(r for r, _ in self.roles)
+
+    @property
+    def leans(self) -> bool:
+        """Leans on the conversation so far: a continuation ("and their tools?", "what
+        about MLEs?"), one pointing back ("is that the MLE's job?") or nothing but role
+        names ("ML engineers?"). A message that names
+        its own subject ("What is a data scientist?") stands alone."""
+        return self.cue or not _BACK.isdisjoint(self.tokens) or (bool(self.roles) and all(
+            t in _ROLE_TOKEN or t in _ARTICLES for t in self.tokens))
 
     @cached_property
     def term_set(self) -> frozenset[str]:

@@ -36,6 +36,21 @@ def test_follow_up_changes_the_topic_and_keeps_the_role(engine):
     assert ask(engine, "pay?") == ("salary", "ml_engineer")
 
 
+@pytest.mark.parametrize(("first", "second", "want"), [
+    # a message that names its own subject stands alone, whatever came before
+    ("is ML engineering dying because of chatgpt?", "data engineer vs ml engineer?",
+     (None, None)),
+    ("what do data scientists earn?", "What is a data scientist?",
+     ("role_definition", "data_scientist")),
+    # one that leans on the conversation keeps its subject
+    ("what do data scientists earn?", "ML engineers?", ("salary", "ml_engineer")),
+    ("how do models get deployed?", "is that the ml engineers job?", ("deployment", "both")),
+])
+def test_context_never_hijacks_a_question_that_stands_alone(engine, first, second, want):
+    ask(engine, first)
+    assert ask(engine, second) == want
+
+
 def test_a_follow_up_about_both_roles_does_not_inherit_one(engine):
     assert ask(engine, "what do data scientists earn?") == ("salary", "data_scientist")
     assert ask(engine, "which one earns more?") == ("salary", "both")

@@ -62,6 +62,15 @@ PERTURBATIONS: dict[str, Callable[[str, random.Random], str]] = {
     "typos": _typos, "story": _story}
 
 
+@dataclass(frozen=True)
+class Scored:
+    source: str          # the file it came from
+    confidence: float
+    answered: bool
+    right: bool
+    in_scope: bool       # labelled with a topic
+
+
 @dataclass
 class EvalResult:
     in_scope: list[bool] = field(default_factory=list)
@@ -70,13 +79,47 @@ class EvalResult:
     misses: list[dict[str, object]] = field(default_factory=list)
     #: False when the labels carry no role (cross-validation): in scope is the topic alone
     roles: bool = True
+    #: every single question scored (not dialogue turns)
+    scored: list[Scored] = field(default_factory=list)
 
     @staticmethod
     def _rate(xs: list[bool]) -> str:
         return f"{sum(xs)}/{len(xs)} = {100 * sum(xs) / len(xs):.1f}%" if xs else "n/a"
 
+    def reliability(self) -> list[str]:
+        """Answers and declines bucketed by confidence, with the share right in each:
+        how far a confidence can be trusted, and where the decline line sits."""
+        if not self.scored:
+            return []
+        lines = ["Reliability (single questions, by confidence):",
+                 "  confidence    answered  right    declined  right"]
+        for low, high in zip(_BUCKETS, [*_BUCKETS[1:], 1.01], strict=True):
+            rows = [(q.answered, q.right) for q in self.scored if low <= q.confidence < high]
+            if not rows:
+                continue
+            cells = []
+            for answered in (True, False):
+                oks = [right for a, right in rows if a is answered]
+                cells.append(f"{len(oks):8d}  {100 * sum(oks) / len(oks):5.1f}%" if oks
+                             else f"{len(oks):8d}      -")
+            lines.append(f"  {low:.2f}-{min(high, 1.0):.2f}  {cells[0]}  {cells[1]}")
+        return [*lines, ""]
+
+    def by_file(self) -> list[str]:
+        """In scope and declines for each file, when several were scored."""
+        files = list(dict.fromkeys(q.source for q in self.scored))
+        if len(files) < 2:
+            return []
+        lines = ["By file:"]
+        for name in files:
+            inside = [q.right for q in self.scored if q.source == name and q.in_scope]
+            outside = [q.right for q in self.scored if q.source == name and not q.in_scope]
+            lines.append(f"  {name}: in scope {self._rate(inside)}, "
+                         f"out of scope declined {self._rate(outside)}")
+        return [*lines, ""]
+
     def table(self) -> str:
-        lines = []
+        lines = [*self.reliability(), *self.by_file()]
         if self.misses:
             by_topic: dict[str, list[dict[str, object]]] = defaultdict(list)
             for miss in self.misses:
@@ -106,9 +149,12 @@ class EvalResult:
                 "counts": dict(Counter(str(m["expected_topic"]) for m in self.misses))}
 
 
+_BUCKETS = (0.0, 0.3, 0.42, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
 def _check(engine: Engine, result: EvalResult, item_id: str, text: str,
            topic: str | None, role: str | None, previous: Turn | None,
-           bucket: list[bool] | None) -> Reply:
+           bucket: list[bool] | None, source: str = "") -> Reply:
     """Score one message; `previous` is the dialogue's turn so far (None: a fresh start)."""
     reply = engine.answer(Query(text=text, platform="eval"), previous)
     got_topic = reply.topic if reply.kind in ("answer", "smalltalk") else None
@@ -116,10 +162,10 @@ def _check(engine: Engine, result: EvalResult, item_id: str, text: str,
     ok = got_topic == topic and (topic is None or got_role == role)
     if bucket is not None:
         bucket.append(ok)
-    elif topic is None:
-        result.out_of_scope.append(ok)
     else:
-        result.in_scope.append(ok)
+        (result.out_of_scope if topic is None else result.in_scope).append(ok)
+        result.scored.append(Scored(source, reply.confidence, got_topic is not None, ok,
+                                    topic is not None))
     if not ok:
         result.misses.append({"id": item_id, "text": text, "expected_topic": topic,
                               "expected_role": role, "got_topic": got_topic,
@@ -151,11 +197,11 @@ def evaluate_files(engine: Engine, paths: list[Path], perturb: str | None = None
                     previous = Turn.of(reply) or previous
             elif change is None:
                 _check(engine, result, item_id, item["text"], item.get("topic"),
-                       item.get("role"), None, None)
+                       item.get("role"), None, None, path.name)
             else:
                 for v in range(variants):
                     _check(engine, result, f"{item_id}~{v}", change(item["text"], rng),
-                           item.get("topic"), item.get("role"), None, None)
+                           item.get("topic"), item.get("role"), None, None, path.name)
     return result
 
 

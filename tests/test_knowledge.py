@@ -95,44 +95,67 @@ def test_comparisons_have_both_roles_on_every_row(knowledge):
             assert row.label and row.data_scientist and row.ml_engineer
 
 
-def test_dev_set_lines_are_not_copied_into_examples(knowledge):
-    """The dev set measures generalisation; its lines must never become training data.
-
-    Greetings and thanks are a few words long and said the same way by everyone,
-    so only lines of five words or more count.
-    """
-    def norm(s: str) -> str:
-        return " ".join(re.sub(r"[^a-z0-9]+", " ", s.lower()).split())
-
-    dev = set()
-    for path in EVAL.glob("*.jsonl"):
-        for line in path.read_text().splitlines():
-            item = yaml.safe_load(line)
-            texts = [t["text"] for t in item["turns"]] if "turns" in item else [item["text"]]
-            dev |= {norm(t) for t in texts if len(t.split()) >= 5}
-    examples = {norm(e) for t in knowledge.topics.values() for e in t.examples}
-    examples |= {norm(e) for g in knowledge.out_of_scope for e in g.examples}
-    assert not dev & examples
+# Labelled sets that measure generalisation: their lines never become examples
+REAL = EVAL.parent / "tests" / "data" / "real"
+HELD_OUT = [*sorted(EVAL.glob("*.jsonl")), REAL / "heldout.jsonl"]
 
 
-def test_no_example_is_a_near_copy_of_a_dev_line(knowledge):
-    """Not even reworded by a letter or two: rapidfuzz ratio under 90 for lines of 4+ words."""
+def _held_out_texts(paths: list[Path] = HELD_OUT) -> list[str]:
+    texts = []
+    for path in paths:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            item = json.loads(line)
+            texts += [t["text"] for t in item["turns"]] if "turns" in item else [item["text"]]
+    return texts
+
+
+def _norm(s: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", s.lower()).split())
+
+
+def _examples(knowledge) -> list[str]:
+    return ([e for t in knowledge.topics.values() for e in t.examples]
+            + [e for g in knowledge.out_of_scope for e in g.examples])
+
+
+def test_held_out_lines_are_not_copied_into_examples(knowledge):
+    """The dev set and the held-out real questions measure generalisation; their lines
+    must never become training data. Greetings and thanks are a few words long and
+    said the same way by everyone, so only lines of five words or more count."""
+    held = {_norm(t) for t in _held_out_texts() if len(t.split()) >= 5}
+    assert len(held) > 300
+    assert not held & {_norm(e) for e in _examples(knowledge)}
+
+
+@pytest.mark.parametrize(("paths", "words", "cutoff"), [
+    (sorted(EVAL.glob("*.jsonl")), 4, 90),
+    # real questions as short as "Who is a data scientist?" are what anyone would write,
+    # and "...a data scientist and a data engineer?" is another question than "...and an
+    # ML engineer": an exact copy is caught above, a copy a letter or two off here
+    ([REAL / "heldout.jsonl"], 8, 95),
+], ids=["dev set", "real held-out"])
+def test_no_example_is_a_near_copy_of_a_held_out_line(knowledge, paths, words, cutoff):
+    """Not even reworded by a letter or two."""
     from rapidfuzz import fuzz, process, utils
 
-    examples = [e for t in knowledge.topics.values() for e in t.examples]
-    examples += [e for g in knowledge.out_of_scope for e in g.examples]
+    examples = _examples(knowledge)
     near = []
-    for path in EVAL.glob("*.jsonl"):
-        for line in path.read_text().splitlines():
-            item = yaml.safe_load(line)
-            for text in [t["text"] for t in item["turns"]] if "turns" in item else [item["text"]]:
-                if len(text.split()) < 4:
-                    continue
-                hit = process.extractOne(text, examples, scorer=fuzz.ratio,
-                                         processor=utils.default_process, score_cutoff=90)
-                if hit:
-                    near.append((text, hit[0]))
+    for text in _held_out_texts(paths):
+        if len(text.split()) < words:
+            continue
+        hit = process.extractOne(text, examples, scorer=fuzz.ratio,
+                                 processor=utils.default_process, score_cutoff=cutoff)
+        if hit:
+            near.append((text, hit[0]))
     assert not near
+
+
+def test_the_real_questions_are_split_by_page():
+    """No source page gives questions to both the training and the held-out part."""
+    pages = {part: {json.loads(line)["url"] for line in
+                    (REAL / f"{part}.jsonl").read_text(encoding="utf-8").splitlines()}
+             for part in ("train", "heldout")}
+    assert len(pages["heldout"]) > 100 and not pages["train"] & pages["heldout"]
 
 
 def test_knowledge_readme_documents_the_schema():

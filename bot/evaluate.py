@@ -193,7 +193,7 @@ def evaluate_files(engine: Engine, paths: list[Path], perturb: str | None = None
                 for i, turn in enumerate(item["turns"]):
                     reply = _check(engine, result, f"{item_id}#{i}", turn["text"],
                                    turn.get("topic"), turn.get("role"), previous,
-                                   result.followups if i else None)
+                                   result.followups if i else None, path.name)
                     previous = Turn.of(reply) or previous
             elif change is None:
                 _check(engine, result, item_id, item["text"], item.get("topic"),

@@ -62,6 +62,8 @@ _HALF_PAIR_WEIGHT = 0.7  # a pair with one stopword ("about education") is weake
 _KEYWORD_COUNT = 3      # a keyword votes like this many examples
 _PHRASE_SPELLING = 85    # fuzz.ratio from which a few words spell a role name or phrase
 _PHRASE_WORD_SPELLING = 60  # ... and each of its words this close to the name's word
+# switching between our two roles; a move into one from elsewhere asks what it needs
+_SWITCH, _SKILLS = "crossover", "skills"
 _MAX_QUESTIONS = 6       # questions of one message scored: its first three and last three
 _STORY_WEIGHT = 0.9      # the whole of a long message counts this much beside its question
 _SMALL_TALK_SURE = 0.7  # small talk with one word of its own is answered from here
@@ -154,6 +156,16 @@ _INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2
 def strip_invisible(text: str) -> str:
     """`text` without the characters that show nothing (see _INVISIBLE)."""
     return _INVISIBLE.sub("", text)
+
+
+_SUFFIX = re.compile(r"(?:ing|ed|es|s|ly|ment|ion|ions)$")
+
+
+def _root(word: str) -> str:
+    """A word without its commonest suffix, for telling whether two words are forms of
+    one ("detected", "detection", "detect"); never shorter than four letters."""
+    root = _SUFFIX.sub("", word)
+    return root if len(root) >= 4 else word
 
 
 @lru_cache(maxsize=1 << 16)
@@ -476,6 +488,7 @@ class Matcher:
         self._about_other_roles = {i for i, d in enumerate(docs) if d.about_other_roles}
         # what a topic is known by: its keywords, and content words its examples repeat
         self._anchors: dict[str, frozenset[str]] = {}
+        self._roots: dict[str, frozenset[str]] = {}  # a topic's words by _root, when asked
         self._vocabulary: dict[str, frozenset[str]] = {}
         for doc in docs:
             self._vocabulary[doc.label], self._anchors[doc.label] = _doc_words(doc, self._stop)
@@ -738,18 +751,21 @@ class Matcher:
         ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)
         candidates = tuple(Candidate(self._docs[i].label, round(min(s, 1.0), 4),
                                      self._docs[i].out_of_scope) for i, s in ranked[:5])
-        return self._decide(whole, candidates, self._focus(sentences, questions) or whole)
+        asked = self._asked(whole, sentences, questions)
+        # the questions of a message of several sentences, when they name a role: "I know
+        # what a data scientist is. What's an ML engineer?" is about ML engineers
+        focus = asked if questions and asked.roles else whole
+        return self._decide(whole, candidates, focus, asked)
 
-    def _focus(self, sentences: list[str], questions: list[str]) -> Analysis | None:
-        """The questions of a message of several sentences, when they name a role:
-        "I know what a data scientist is. What's an ML engineer?" is about ML engineers."""
-        if len(sentences) < 2 or not questions:
-            return None
-        focus = self.analyse(" ".join(questions))
-        return focus if focus.roles else None
+    def _asked(self, whole: Analysis, sentences: list[str], questions: list[str]) -> Analysis:
+        """What a message asks: all of one sentence; of several, its questions, or else
+        its last sentence (see _windows)."""
+        if len(sentences) < 2:
+            return whole
+        return self.analyse(" ".join(questions) if questions else sentences[-1])
 
     def _decide(self, analysis: Analysis, candidates: tuple[Candidate, ...],
-                focus: Analysis | None = None) -> Match:
+                focus: Analysis | None = None, asked: Analysis | None = None) -> Match:
         best = candidates[0] if candidates else None
         confidence = best.score if best else 0.0
         if analysis.other_role and (not analysis.roles or (
@@ -767,8 +783,31 @@ class Matcher:
         if not (analysis.roles or self._anchored(analysis, best.id)):
             # neither one of our roles nor a word this topic is known by: a near-miss
             return Match(None, None, confidence, candidates, analysis, "low_confidence")
-        return Match(best.id, self.role_for(best.id, focus or analysis), confidence,
+        asked = asked or analysis
+        if (asked.content and not asked.roles and not self.knowledge.topics[best.id].smalltalk
+                and self._strays(asked, best.id) * 2 >= len(asked.content)):
+            # most of what is asked is words this topic never uses: "how do i deploy my
+            # react site on vercel" is about deploying something else
+            return Match(None, None, confidence, candidates, analysis, "low_confidence")
+        topic = best.id
+        if topic == _SWITCH and _SKILLS in self.knowledge.topics and self._into_from_elsewhere(
+                focus or analysis):
+            # "how can a statistician become a data scientist?": no switch between our two
+            # roles, but what the one moved into needs
+            topic = _SKILLS
+        return Match(topic, self.role_for(topic, focus or analysis), confidence,
                      candidates, analysis)
+
+    @staticmethod
+    def _into_from_elsewhere(analysis: Analysis) -> bool:
+        """A move into one of our roles from somewhere that is not the other one: only the
+        role moved into is named ("is it hard to become an MLE?", "a data analyst becoming
+        a data scientist")."""
+        named = analysis.roles_named
+        if len(named) != 1:
+            return False
+        direction = _direction(analysis.tokens, analysis.roles)
+        return named <= direction.targets or (analysis.other_role and not direction.sources)
 
     def _anchored(self, analysis: Analysis, topic_id: str) -> bool:
         """Does the question use a word this topic is known by, or only words it uses?"""
@@ -784,6 +823,14 @@ class Matcher:
         strays = sum(t not in vocabulary for t in analysis.content)
         return strays == 0 or (strays == 1 and best.score >= _SMALL_TALK_SURE)
 
+    def _strays(self, analysis: Analysis, topic_id: str) -> int:
+        """The question's content words this topic never uses, in any form ("detected"
+        is a form of "detect")."""
+        roots = self._roots.get(topic_id)
+        if roots is None:
+            roots = self._roots[topic_id] = frozenset(map(_root, self._vocabulary[topic_id]))
+        return sum(_root(t) not in roots for t in analysis.content)
+
     def _covered(self, analysis: Analysis, topic_id: str) -> bool:
         """Every content word of the question is one this topic uses."""
         vocabulary = self._vocabulary[topic_id]
@@ -795,7 +842,7 @@ class Matcher:
         allowed = self.knowledge.topics[topic_id].roles
         role: Role = "both"
         named = analysis.roles_named
-        if topic_id == "crossover":
+        if topic_id == _SWITCH:
             role = self._target_role(analysis)
         elif len(named) == 1:
             role = next(iter(named))

@@ -42,6 +42,9 @@ def label(engine, text: str, conversation: str = "") -> tuple[str | None, str | 
         ("is it realistic for a ds to become an mle", "crossover", "ml_engineer"),
         ("mle -> ds, how hard?", "crossover", "data_scientist"),
         ("how hard is switching between data science and ml engineering", "crossover", "both"),
+        # a move into one of ours from elsewhere is no switch between them: what it needs
+        ("is it hard to become a machine learning engineer?", "skills", "ml_engineer"),
+        ("can a data analyst transition into data science?", "skills", "data_scientist"),
         # the asker's own role is context, not the subject
         ("I'm an MLE, what do data scientists use for dashboards?", "tools", "data_scientist"),
         ("should I become a data scientist or an ML engineer?", "which_to_choose", "both"),

@@ -8,10 +8,13 @@ file, the field and what is wrong. A `Knowledge` is never half-built: either
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,8 @@ import yaml
 from bot.core.models import ROLES, Comparison, ComparisonRow, Role, Source
 
 __all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_TOTAL_BYTES",
     "Knowledge",
     "KnowledgeError",
     "OutOfScopeGroup",
@@ -30,7 +35,14 @@ __all__ = [
     "load_knowledge",
 ]
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: the largest shipped file is ~8 KB and a generated 100x base's ~20 KB: 1 MiB is no topic
+MAX_FILE_BYTES = 1 << 20
+#: the shipped base is ~0.2 MB and the bench's 100x base ~7 MB: 16 MiB leaves room for 2x that
+MAX_TOTAL_BYTES = 16 << 20
+#: nesting a knowledge file needs is 4 or 5 levels; past this it is refused, not walked
+_MAX_DEPTH = 32
+#: parsed files kept by content, counted in source bytes: a whole base at the cap fits
+_CACHE_BYTES = MAX_TOTAL_BYTES
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 # Keys that would tie the content to one platform: renderers decide looks.
 _PLATFORM_KEYS = {"blocks", "embed", "embeds", "attachments", "mrkdwn", "components"}
@@ -134,31 +146,150 @@ class Knowledge:
 class _Collector:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        #: every file read, by its path under the root: what was parsed is what is hashed
+        self.read: dict[str, bytes] = {}
+        self.read_bytes = 0
 
     def add(self, file: str, field: str, why: str) -> None:
         self.problems.append(Problem(file, field, why))
 
 
-@lru_cache(maxsize=1024)  # a reload parses only the files that changed; nothing mutates
-def _parse(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader, C when built
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader (libyaml when built) refusing aliases: knowledge needs none, and a
+    few hundred bytes of nested aliases ("billion laughs") expand to billions of items."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # a node met a second time is an alias (or a merge key's) reuse of an anchor
+        if node in self.constructed_objects:
+            raise yaml.constructor.ConstructorError(
+                None, None, "the node anchored here is used again by an alias: aliases (*name) "
+                "are not allowed in knowledge files",
+                node.start_mark)
+        return super().construct_object(node, deep=deep)
+
+
+_parsed: OrderedDict[bytes, tuple[int, Any]] = OrderedDict()
+_parsed_bytes = 0
+_parsed_lock = threading.Lock()  # reloads may run in worker threads
+
+
+def _parse(data: bytes) -> Any:
+    """Parse one file's bytes; a reload reuses what an unchanged file gave (nothing mutates
+    the result), keeping at most `_CACHE_BYTES` of source, least recently used out first."""
+    global _parsed_bytes
+    key = hashlib.blake2b(data, digest_size=16).digest()
+    with _parsed_lock:
+        hit = _parsed.get(key)
+        if hit is not None:
+            _parsed.move_to_end(key)
+            return hit[1]
+    value = yaml.load(data.decode("utf-8"), Loader=_Loader)  # noqa: S506 - a safe loader
+    with _parsed_lock:
+        if key not in _parsed and len(data) <= _CACHE_BYTES:
+            _parsed[key] = (len(data), value)
+            _parsed_bytes += len(data)
+            while _parsed_bytes > _CACHE_BYTES:
+                _, (size, _) = _parsed.popitem(last=False)
+                _parsed_bytes -= size
+    return value
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _read_bytes(path: Path, rel: str, errors: _Collector) -> bytes | None:
+    """The file's bytes, read once, if it is a regular file within the size caps.
+
+    Opened non-blocking, so a FIFO answers at once (and is refused) instead of waiting
+    for a writer; every OS error becomes a problem naming the file.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        errors.add(rel, "(file)", "is missing")
+        return None
+    except OSError as exc:
+        errors.add(rel, "(file)", f"cannot be opened: {exc.strerror or exc}")
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _kind(info.st_mode)
+            errors.add(rel, "(file)", f"is {kind}, not a regular file" if kind.startswith("a ")
+                       else f"is {kind}")
+            return None
+        room = min(MAX_FILE_BYTES, MAX_TOTAL_BYTES - errors.read_bytes)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= room:  # read one byte past the room to know it is exceeded
+            chunk = os.read(fd, min(1 << 16, room + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        errors.add(rel, "(file)", f"cannot be read: {exc.strerror or exc}")
+        return None
+    finally:
+        os.close(fd)
+    if size > MAX_FILE_BYTES:
+        errors.add(rel, "(file)", f"is larger than {MAX_FILE_BYTES >> 20} MiB")
+        return None
+    if size > room:
+        errors.add(rel, "(file)", "takes the knowledge base past its "
+                   f"{MAX_TOTAL_BYTES >> 20} MiB in total")
+        return None
+    data = b"".join(chunks)
+    errors.read_bytes += size
+    errors.read[rel] = data
+    return data
 
 
 def _read_yaml(path: Path, root: Path, errors: _Collector) -> Any:
-    rel = str(path.relative_to(root))
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        errors.add(rel, "(file)", f"cannot be read: {exc}")
+    rel = path.relative_to(root).as_posix()
+    data = _read_bytes(path, rel, errors)
+    if data is None:
         return None
     try:
-        return _parse(text)
+        value = _parse(data)
+    except UnicodeDecodeError as exc:
+        errors.add(rel, "(file)", f"is not UTF-8 text (byte {exc.start})")
+        return None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         errors.add(rel, "(file)", f"is not valid YAML{where}: {problem}")
         return None
+    if _depth(value) > _MAX_DEPTH:
+        errors.add(rel, "(file)", f"nests deeper than {_MAX_DEPTH} levels")
+        return None
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and mappings nest (without recursion, whatever the input)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if level > _MAX_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _str_list(value: Any, file: str, name: str, errors: _Collector) -> tuple[str, ...]:
@@ -257,7 +388,7 @@ def _load_comparison(raw: Any, file: str, title: str, errors: _Collector) -> tup
 
 
 def _load_topic(path: Path, root: Path, errors: _Collector) -> Topic | None:
-    rel = str(path.relative_to(root))
+    rel = path.relative_to(root).as_posix()
     raw = _read_yaml(path, root, errors)
     if raw is None and not any(p.file == rel for p in errors.problems):
         errors.add(rel, "(file)", "is empty")
@@ -311,11 +442,7 @@ def _load_topic(path: Path, root: Path, errors: _Collector) -> Topic | None:
 
 
 def _load_sources(root: Path, errors: _Collector) -> dict[str, Source]:
-    path = root / "sources.yaml"
-    if not path.exists():
-        errors.add("sources.yaml", "(file)", "is missing")
-        return {}
-    raw = _read_yaml(path, root, errors)
+    raw = _read_yaml(root / "sources.yaml", root, errors)
     if not isinstance(raw, dict):
         if raw is not None:
             errors.add("sources.yaml", "(file)", "must map source ids to title and by")
@@ -332,12 +459,8 @@ def _load_sources(root: Path, errors: _Collector) -> dict[str, Source]:
 
 
 def _load_vocabulary(root: Path, errors: _Collector) -> Vocabulary:
-    path = root / "synonyms.yaml"
     empty = Vocabulary(roles={}, other_roles=(), synonyms={}, stopwords=frozenset())
-    if not path.exists():
-        errors.add("synonyms.yaml", "(file)", "is missing")
-        return empty
-    raw = _read_yaml(path, root, errors)
+    raw = _read_yaml(root / "synonyms.yaml", root, errors)
     if not isinstance(raw, dict):
         if raw is not None:
             errors.add("synonyms.yaml", "(file)", "must be a mapping")
@@ -373,8 +496,8 @@ def _load_vocabulary(root: Path, errors: _Collector) -> Vocabulary:
 
 def _load_out_of_scope(root: Path, errors: _Collector) -> tuple[OutOfScopeGroup, ...]:
     path = root / "out_of_scope.yaml"
-    if not path.exists():
-        return ()
+    if not os.path.lexists(path):
+        return ()  # optional
     raw = _read_yaml(path, root, errors)
     if raw is None:
         return ()
@@ -436,17 +559,30 @@ def _cross_check(topics: dict[str, Topic], sources: Mapping[str, Source],
                            f"{example!r} is also an example of topic {other!r}")
 
 
+def _topic_files(root: Path, errors: _Collector) -> list[Path]:
+    """topics/*.yaml by name (what each entry is, _read_bytes finds out)."""
+    folder = root / "topics"
+    try:
+        names = sorted(e.name for e in os.scandir(folder)
+                       if e.name.endswith(".yaml") and not e.name.startswith("."))
+    except OSError as exc:
+        names = []
+        if not isinstance(exc, FileNotFoundError):
+            errors.add("topics/", "(directory)", f"cannot be listed: {exc.strerror or exc}")
+            return []
+    if not names:
+        errors.add("topics/", "(directory)", "has no topic files (*.yaml)")
+    return [folder / name for name in names]
+
+
 def load_knowledge(directory: str | Path | None = None) -> Knowledge:
     """Load and validate a knowledge directory; raise `KnowledgeError` listing every problem."""
     root = Path(directory) if directory is not None else default_knowledge_dir()
     errors = _Collector()
     if not root.is_dir():
         raise KnowledgeError([Problem(str(root), "(directory)", "does not exist")])
-    topic_files = sorted((root / "topics").glob("*.yaml")) if (root / "topics").is_dir() else []
-    if not topic_files:
-        errors.add("topics/", "(directory)", "has no topic files (*.yaml)")
     topics: dict[str, Topic] = {}
-    for path in topic_files:
+    for path in _topic_files(root, errors):
         topic = _load_topic(path, root, errors)
         if topic is not None:
             topics[topic.id] = topic
@@ -457,13 +593,11 @@ def load_knowledge(directory: str | Path | None = None) -> Knowledge:
     if errors.problems:
         raise KnowledgeError(errors.problems)
 
+    # the version names exactly the bytes parsed above: a file changed meanwhile is not in it
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.yaml")):
-        relative = path.relative_to(root)
-        if any(part.startswith(".") for part in relative.parts):
-            continue  # hidden: e.g. a Kubernetes ConfigMap's ..data/ and dated copies
-        digest.update(str(relative).encode())
-        digest.update(path.read_bytes())
+    for rel in sorted(errors.read, key=lambda r: tuple(r.split("/"))):
+        digest.update(rel.encode())
+        digest.update(errors.read[rel])
     return Knowledge(
         topics=topics,
         sources=sources,

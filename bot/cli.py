@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from bot.logs import configure_logging
 from bot.settings import Settings
 
 __all__ = ["main"]
+
+_log = logging.getLogger(__name__)
 
 
 def _engine(settings: Settings, knowledge: str | None = None):  # noqa: ANN202
@@ -52,27 +57,67 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_ask_lines(engine, settings))
 
 
-async def _ask_lines(engine, settings: Settings) -> int:  # noqa: ANN001
-    """The batch interface: lines of one session are one conversation, kept in a store."""
+#: a question is at most max_message_chars (2,000) characters: a 1 MiB JSON line holds it
+#: with any escaping and metadata, and bounds what one line of input can make us keep
+_MAX_LINE_BYTES = 1 << 20
+
+
+def _input_lines(stream: BinaryIO) -> Iterator[bytes | None]:
+    """Each line's bytes without its line end; None for a line over the cap (read past)."""
+    while line := stream.readline(_MAX_LINE_BYTES + 1):
+        if len(line) > _MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := stream.readline(1 << 16)) and not rest.endswith(b"\n"):
+                pass
+            yield None
+            continue
+        yield line.removesuffix(b"\n").removesuffix(b"\r")
+
+
+def _json_line(value: dict[str, object]) -> bytes:
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        return text.encode("utf-8") + b"\n"
+    except UnicodeEncodeError:  # a lone surrogate (from a \\ud800 escape): keep it escaped
+        return json.dumps(value).encode("ascii") + b"\n"
+
+
+async def _ask_lines(engine, settings: Settings,  # noqa: ANN001
+                     stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> int:
+    """The batch interface: lines of one session are one conversation, kept in a store.
+
+    JSON Lines in and out, UTF-8 whatever the locale: exactly one output line per input
+    line, an {"error": ...} for any line that cannot be answered, and the batch goes on.
+    """
     from bot.core import Query
     from bot.store import InProcessStore
 
     store = InProcessStore(context_ttl=settings.match.context_ttl)
-    out = sys.stdout
-    for n, line in enumerate(sys.stdin, 1):
-        if not line.strip():
-            continue
+    source = sys.stdin.buffer if stdin is None else stdin
+    out = sys.stdout.buffer if stdout is None else stdout
+    for n, raw in enumerate(_input_lines(source), 1):
         try:
-            item = json.loads(line)
+            if raw is None:
+                raise ValueError(f"longer than {_MAX_LINE_BYTES >> 20} MiB")
+            if not raw.strip():
+                raise ValueError("empty")
+            item = json.loads(raw.decode("utf-8"))
             if not isinstance(item, dict) or not isinstance(item.get("text"), str):
                 raise ValueError('each line must be an object with a "text" string')
             session = item.get("session")
             conversation = "" if session is None else f"jsonl:{session}"
             reply = await engine.converse(Query(text=item["text"], conversation=conversation,
                                                 platform="jsonl"), store)
-            out.write(json.dumps(_reply_json(reply), ensure_ascii=False) + "\n")
+            row: dict[str, object] = _reply_json(reply)
+        except UnicodeDecodeError as exc:
+            row = {"error": f"line {n}: not UTF-8 (byte {exc.start})"}
+        except RecursionError:
+            row = {"error": f"line {n}: nested too deeply to read"}
         except (ValueError, TypeError) as exc:
-            out.write(json.dumps({"error": f"line {n}: {exc}"}) + "\n")
+            row = {"error": f"line {n}: {exc}"}
+        except Exception as exc:  # a bug answering one line must not lose the rest
+            _log.exception("jsonl line %d could not be answered", n)
+            row = {"error": f"line {n}: could not be answered ({type(exc).__name__})"}
+        out.write(_json_line(row))
         out.flush()
     return 0
 

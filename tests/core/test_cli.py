@@ -3,16 +3,62 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import EVAL
 
 
-def careerbot(*args: str, stdin: str = "", cwd: Path | None = None):
+def careerbot(*args: str, stdin: str = "", cwd: Path | None = None,
+              env: dict[str, str] | None = None):
     return subprocess.run([sys.executable, "-m", "bot", *args], input=stdin,
-                          capture_output=True, text=True, timeout=60, cwd=cwd)
+                          capture_output=True, text=True, timeout=60, cwd=cwd,
+                          env=None if env is None else {**os.environ, **env})
+
+
+def ask_jsonl_bytes(stdin: bytes) -> list[dict]:
+    """careerbot ask --jsonl fed raw bytes, with the UTF-8 stdio of the audit."""
+    out = subprocess.run([sys.executable, "-m", "bot", "ask", "--jsonl"], input=stdin,
+                         capture_output=True, timeout=60,
+                         env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    assert out.returncode == 0, out.stderr.decode(errors="replace")
+    assert b"Traceback" not in out.stderr
+    return [json.loads(line) for line in out.stdout.decode("utf-8").splitlines()]
+
+
+GOOD_BEFORE = json.dumps({"text": "what do data scientists earn?", "session": "s"}).encode()
+GOOD_AFTER = json.dumps({"text": "how about for MLEs", "session": "s"}).encode()
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        (b"[" * 200_000, "nested too deeply"),  # RecursionError in json.loads
+        (b'{"text": "caf\xe9 salary?"}', "not UTF-8 (byte 13)"),
+        (b"\xff\xfe\x00", "not UTF-8 (byte 0)"),
+        (b"", "empty"),
+        (b"x" * (2 << 20), "longer than 1 MiB"),
+    ],
+    ids=["deep-nesting", "latin-1-in-text", "utf-16-bom", "blank", "over-1-MiB"],
+)
+def test_jsonl_answers_around_a_line_it_cannot_read(bad: bytes, error: str):
+    rows = ask_jsonl_bytes(GOOD_BEFORE + b"\n" + bad + b"\n" + GOOD_AFTER + b"\n")
+    assert len(rows) == 3  # one line out per line in
+    assert (rows[0]["topic"], rows[0]["role"]) == ("salary", "data_scientist")
+    assert set(rows[1]) == {"error"} and rows[1]["error"].startswith("line 2: ")
+    assert error in rows[1]["error"]
+    # the batch went on, and the session's memory with it
+    assert (rows[2]["topic"], rows[2]["role"]) == ("salary", "ml_engineer")
+
+
+def test_jsonl_keeps_a_lone_surrogate_escaped_and_the_output_valid_utf8():
+    text = json.dumps({"text": "\ud800 what do ML engineers do all day? \ud800"})
+    rows = ask_jsonl_bytes(text.encode() + b"\r\n" + GOOD_BEFORE)  # CRLF, no final newline
+    assert len(rows) == 2
+    assert "error" not in rows[0] and rows[1]["topic"] == "salary"
 
 
 def test_jsonl_batch_contract_with_sessions_and_bad_lines():

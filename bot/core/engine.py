@@ -11,7 +11,7 @@ from rapidfuzz import fuzz, process
 
 from bot.core.context import ContextStore, Turn
 from bot.core.knowledge import Knowledge, KnowledgeError, Problem, load_knowledge
-from bot.core.matcher import Match, Matcher, strip_invisible
+from bot.core.matcher import Match, Matcher, asks, strip_invisible
 from bot.core.models import OTHER_ROLE, ROLE_NAMES, Query, Reply, Role, Suggestion
 from bot.settings import MatchSettings
 
@@ -123,15 +123,52 @@ class Engine:
             return self.help()
         if len(text) > self.settings.max_message_chars:
             return self._too_long(state)
-        match = state.matcher.match(text)
-        if previous is not None and previous.topic in state.knowledge.topics:
-            match = self._continue(state, match, previous)
+        match = self._in_context(state, state.matcher.match(text), previous)
+        # several asks are answered one by one, unless the whole is about something the
+        # articles leave out (an interview, another role): then none of it is answered
+        several = self._several(state, text, previous) if match.decline_reason in (
+            None, "low_confidence") else []
+        if len(several) > 1:
+            return self._answers(state, match, several)
         if match.topic is None:
-            reply = self._decline(state, match)
-        else:
-            reply = self.topic_reply(match.topic, match.role or "both", match.confidence,
-                                     state=state, runner_up=self._runner_up(match))
-        return reply
+            return self._decline(state, match)
+        return self.topic_reply(match.topic, match.role or "both", match.confidence,
+                                state=state, runner_up=self._runner_up(match))
+
+    def _in_context(self, state: _State, match: Match, previous: Turn | None) -> Match:
+        if previous is not None and previous.topic in state.knowledge.topics:
+            return self._continue(state, match, previous)
+        return match
+
+    def _several(self, state: _State, text: str, previous: Turn | None) -> list[Match]:
+        """The answers to a message that asks several things, each ask matched on its
+        own and read as a follow-up of the one before ("..., and which tools?"); the
+        distinct answers, or fewer than two when it asks one thing."""
+        found: dict[tuple[str, str | None], Match] = {}
+        for ask in asks(text):
+            match = self._in_context(state, state.matcher.match(ask, around=text), previous)
+            if match.topic is not None and not state.knowledge.topics[match.topic].smalltalk:
+                found.setdefault((match.topic, match.role), match)
+                previous = Turn(match.topic, match.role or "both")
+        return list(found.values())
+
+    def _answers(self, state: _State, whole: Match, parts: list[Match]) -> Reply:
+        """One reply to several asks: each answer under its own title, with its sources.
+        It is labelled (and remembered) by the whole message's answer when that is one
+        of them, else by the first."""
+        replies = [self.topic_reply(m.topic or "", m.role or "both", m.confidence, state=state)
+                   for m in parts]
+        main = next((r for r in replies if (r.topic, r.role) == (whole.topic, whole.role)),
+                    replies[0])
+        sections = []
+        for reply in replies:
+            cited = "; ".join(s.title for s in reply.sources)
+            sections.append(f"**{reply.title}**\n{reply.text.strip()}"
+                            + (f"\n_Sources: {cited}_" if cited else ""))
+        sources = tuple(dict.fromkeys(s for r in replies for s in r.sources))
+        return replace(main, title=f"Your {len(replies)} questions, one by one",
+                       text="\n\n".join(sections), comparison=None, sources=sources,
+                       confidence=min(r.confidence for r in replies))
 
     async def converse(self, query: Query, contexts: ContextStore) -> Reply:
         """`answer` within its conversation: the last turn is read from `contexts` and the

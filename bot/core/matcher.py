@@ -37,8 +37,8 @@ from bot.core.knowledge import Knowledge
 from bot.core.models import OTHER_ROLE, Role
 from bot.settings import MatchSettings
 
-__all__ = ["Analysis", "Candidate", "Match", "Matcher", "forget_reload_caches", "normalise",
-           "strip_invisible"]
+__all__ = ["Analysis", "Candidate", "Match", "Matcher", "asks", "forget_reload_caches",
+           "normalise", "strip_invisible"]
 
 DS, MLE, OTHER = "@ds", "@mle", "@other"
 _ROLE_TOKEN: dict[str, Role] = {DS: "data_scientist", MLE: "ml_engineer"}
@@ -49,6 +49,7 @@ _CORRECTIONS: dict[int, dict[str, str]] = {}
 _NEIGHBOURS: dict[int, dict[str, tuple[str, ...]]] = {}
 _STOPWORDS: dict[frozenset[str], frozenset[str]] = {}
 _KEPT_CORRECTIONS = 1 << 16
+_KEPT_SCORES = 256  # analyses and scored windows kept per matcher (see Matcher._scores)
 _VERSUS = "@versus"
 # Scoring: nearest example (weighted token F1), votes of the words, string similarity,
 # and the posterior of a naive-Bayes model over the topics and decline groups in the running.
@@ -219,6 +220,33 @@ def _questions(sentences: list[str]) -> list[str]:
     if len(asked) > _MAX_QUESTIONS:
         asked = asked[:_MAX_QUESTIONS // 2] + asked[-(_MAX_QUESTIONS // 2):]
     return asked
+
+
+# a second ask inside one sentence: "what does a DS earn, and how hard is it to switch?"
+_JOINED_ASK = re.compile(r"[,;]\s*(?:and\s+|also\s+|plus\s+)?(?=(?:what|how|which|who|why|where|"
+                         r"when|is|are|do|does|can|should)\b)", re.IGNORECASE)
+_MAX_ASKS = 3  # asks of one message answered one by one; more is a wall of text
+
+
+def asks(text: str) -> list[str]:
+    """The distinct questions of a message, when it asks more than one (else []): its
+    question sentences, and asks joined inside one ("..., and how hard is it to
+    switch?"), first ones first, three at most."""
+    sentences = [s for s in _SENTENCE.split(text.strip()) if s.strip()]
+    found: list[str] = []
+    for question in _questions(sentences):
+        carried = ""  # a lead-in too short to ask anything ("Also, which ...") joins the next
+        for part in _JOINED_ASK.split(question):
+            part = f"{carried} {part}".strip()
+            if len(part.split()) < 3:
+                carried = part
+                continue
+            found.append(part)
+            carried = ""
+        if carried:
+            found.append(carried)
+    found = list(dict.fromkeys(found))
+    return found[:_MAX_ASKS] if len(found) > 1 else []
 
 
 @dataclass(frozen=True)
@@ -489,6 +517,8 @@ class Matcher:
         # what a topic is known by: its keywords, and content words its examples repeat
         self._anchors: dict[str, frozenset[str]] = {}
         self._roots: dict[str, frozenset[str]] = {}  # a topic's words by _root, when asked
+        self._window_scores: dict[Analysis, dict[int, float]] = {}
+        self._analyses: dict[str, Analysis] = {}
         self._vocabulary: dict[str, frozenset[str]] = {}
         for doc in docs:
             self._vocabulary[doc.label], self._anchors[doc.label] = _doc_words(doc, self._stop)
@@ -538,10 +568,15 @@ class Matcher:
         return best[0]
 
     def analyse(self, text: str, correct: bool = True) -> Analysis:
-        words = normalise(text).split()
-        if correct:
-            words = self._spell_phrases([self._correct(w) for w in words])
-        return self._read(words)
+        if not correct:
+            return self._read(normalise(text).split())
+        analysis = self._analyses.get(text)  # a message's parts are read more than once
+        if analysis is None:
+            if len(self._analyses) >= _KEPT_SCORES:
+                self._analyses.clear()
+            words = self._spell_phrases([self._correct(w) for w in normalise(text).split()])
+            analysis = self._analyses[text] = self._read(words)
+        return analysis
 
     def _read(self, words: list[str]) -> Analysis:
         """The analysis of words already corrected."""
@@ -649,6 +684,16 @@ class Matcher:
             weight = 0.0 if "_" in term else self._unknown_idf * self._discount(term)
         return weight
 
+    def _scores(self, analysis: Analysis) -> dict[int, float]:
+        """`_score_window`, kept for the last few hundred windows: the asks of a message
+        of several are its question windows again."""
+        scores = self._window_scores.get(analysis)
+        if scores is None:
+            if len(self._window_scores) >= _KEPT_SCORES:
+                self._window_scores.clear()
+            scores = self._window_scores[analysis] = self._score_window(analysis)
+        return scores
+
     def _score_window(self, analysis: Analysis) -> dict[int, float]:
         weights = {t: self._weight(t) for t in set(analysis.terms)}
         weights = {t: w for t, w in weights.items() if w > 0}
@@ -734,7 +779,9 @@ class Matcher:
         # none asks outright: the ask comes last ("...been applying since. coding in ds")
         return [sentences[-1], text]
 
-    def match(self, text: str) -> Match:
+    def match(self, text: str, around: str = "") -> Match:
+        """The answer to `text`; `around` is the message it was asked in, when it is one
+        ask of several (it says which roles the asker is moving between)."""
         text = _drop_negated(text)
         whole = self.analyse(text)
         sentences = [s for s in _SENTENCE.split(text.strip()) if s.strip()]
@@ -746,7 +793,7 @@ class Matcher:
             # the story around a question helps it, but alone it makes no answer to an
             # unrelated question ("...I studied economics. what's the weather like?")
             weight = _STORY_WEIGHT if window is text and len(windows) > 1 else 1.0
-            for i, score in self._score_window(analysis).items():
+            for i, score in self._scores(analysis).items():
                 totals[i] = max(totals.get(i, 0.0), score * weight)
         ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)
         candidates = tuple(Candidate(self._docs[i].label, round(min(s, 1.0), 4),
@@ -755,7 +802,8 @@ class Matcher:
         # the questions of a message of several sentences, when they name a role: "I know
         # what a data scientist is. What's an ML engineer?" is about ML engineers
         focus = asked if questions and asked.roles else whole
-        return self._decide(whole, candidates, focus, asked)
+        return self._decide(whole, candidates, focus, asked,
+                            self.analyse(around) if around else whole)
 
     def _asked(self, whole: Analysis, sentences: list[str], questions: list[str]) -> Analysis:
         """What a message asks: all of one sentence; of several, its questions, or else
@@ -765,7 +813,8 @@ class Matcher:
         return self.analyse(" ".join(questions) if questions else sentences[-1])
 
     def _decide(self, analysis: Analysis, candidates: tuple[Candidate, ...],
-                focus: Analysis | None = None, asked: Analysis | None = None) -> Match:
+                focus: Analysis | None = None, asked: Analysis | None = None,
+                around: Analysis | None = None) -> Match:
         best = candidates[0] if candidates else None
         confidence = best.score if best else 0.0
         if analysis.other_role and (not analysis.roles or (
@@ -790,8 +839,9 @@ class Matcher:
             # react site on vercel" is about deploying something else
             return Match(None, None, confidence, candidates, analysis, "low_confidence")
         topic = best.id
-        if topic == _SWITCH and _SKILLS in self.knowledge.topics and self._into_from_elsewhere(
-                focus or analysis):
+        if (topic == _SWITCH and _SKILLS in self.knowledge.topics
+                and self._into_from_elsewhere(focus or analysis)
+                and len((around or analysis).roles_named) < 2):
             # "how can a statistician become a data scientist?": no switch between our two
             # roles, but what the one moved into needs
             topic = _SKILLS

@@ -51,6 +51,36 @@ def test_context_never_hijacks_a_question_that_stands_alone(engine, first, secon
     assert ask(engine, second) == want
 
 
+def test_several_questions_in_one_message_are_answered_one_by_one(engine):
+    reply = engine.answer(Query(text=(
+        "What does a data scientist earn, and how hard is it to switch to ML engineering "
+        "later? Also, which tools should I learn first?")))
+    assert reply.title == "Your 3 questions, one by one"
+    titles = [line.strip("*") for line in reply.text.splitlines() if line.startswith("**")]
+    assert titles == ["Salary and compensation: Data scientist",
+                      "Switching between the roles: ML engineer",
+                      "Tools and technologies: ML engineer"]
+    assert reply.text.count("_Sources: ") == 3 and "$120k" in reply.text
+    # one ask, however many sentences, is one answer
+    assert engine.answer(Query(text="I'm a nurse. What do ML engineers earn?")).title == (
+        "Salary and compensation: ML engineer")
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ("what do MLEs earn?", []),
+    ("ds? ds? ds?", []),  # one distinct ask
+    ("I'm a nurse. What skills do I need? And what do they earn?",
+     ["What skills do I need?", "And what do they earn?"]),
+    ("what do they earn, and how hard is the switch? Also, which tools first?",
+     ["what do they earn", "how hard is the switch?", "Also which tools first?"]),
+    ("pay? and for mles? tools? skills? math?", ["pay?", "and for mles?", "tools?"]),  # 3 at most
+])
+def test_the_asks_of_a_message(text, want):
+    from bot.core.matcher import asks
+
+    assert asks(text) == want
+
+
 def test_a_follow_up_about_both_roles_does_not_inherit_one(engine):
     assert ask(engine, "what do data scientists earn?") == ("salary", "data_scientist")
     assert ask(engine, "which one earns more?") == ("salary", "both")
@@ -155,7 +185,7 @@ def test_a_message_of_many_questions_scores_a_bounded_few(engine, monkeypatch):
     assert len(scored) <= 2  # the one distinct question, and the whole message
     scored.clear()
     engine.answer(Query(text=" ".join(f"what is ds {n}?" for n in range(150))[:2000]))
-    assert len(scored) <= 7  # six questions at most, and the whole message
+    assert len(scored) <= 10  # six questions at most and the whole, then three asks alone
 
 
 def test_reload_reports_what_changed(engine, knowledge_copy):

@@ -204,6 +204,17 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
                       knowledge=args.knowledge)
 
 
+def _port(text: str) -> int:
+    """--port, checked like CAREERBOT_PORT: 0 (any free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 65535, got {text!r}")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="careerbot", description="Data scientist or ML engineer? Career answers in chat.")
@@ -236,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("serve", help="serve Slack and/or Discord")
     p.add_argument("platform", choices=["slack", "discord", "all"])
-    p.add_argument("--port", type=int, default=None, help="Slack HTTP mode port")
+    p.add_argument("--port", type=_port, default=None, help="Slack HTTP mode port")
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("bench", help="measure latency, growth, reload, start-up, memory, load")
     p.add_argument("--quick", action="store_true", help="smaller counts (for a test)")

@@ -20,6 +20,20 @@ __all__ = ["Engine", "ReloadReport"]
 log = logging.getLogger(__name__)
 
 _POPULAR = ("overview", "salary", "which_to_choose")
+# why a question is declined, for the reasons that are no decline group's
+_DECLINES = {
+    "other_roles": "I only know about data scientists and machine-learning engineers.",
+    "low_confidence": "I'm not sure what you're asking, and I'd rather not guess.",
+    "not_english": "I answer questions in English.",
+}
+
+
+def _sentence(text: str) -> str:
+    """A decline group's reason as a sentence: capital first, full stop last."""
+    text = text.strip()
+    if not text:
+        return _DECLINES["low_confidence"]
+    return text[0].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
 # A message this short (in topic words) leans on the conversation so far: "pay?"
 _SHORT = 2
 
@@ -261,20 +275,31 @@ class Engine:
         return tuple(out)
 
     def _decline(self, state: _State, match: Match) -> Reply:
+        """Why not, in a sentence: not covered (and what is not), unclear, or not English;
+        then the closest answers there are, as follow-ups to press."""
+        why = match.decline_reason or "low_confidence"
         groups = {g.id: g.reason for g in state.knowledge.out_of_scope}
-        reason = {
-            "other_roles": "I only know about data scientists and machine-learning engineers.",
-            "low_confidence": "I'm not sure what you're asking, and I'd rather not guess.",
-        }.get(match.decline_reason or "", None) or groups.get(match.decline_reason or "", "")
+        reason = _DECLINES.get(why) or _sentence(groups.get(why, ""))
+        closest: list[str] = []
+        role: Role = "both"
+        if why == "low_confidence":
+            # unclear: the topics it came closest to are the likeliest meanings
+            closest = [c.id for c in match.candidates if not c.out_of_scope
+                       and not state.knowledge.topics[c.id].smalltalk][:3]
+        elif why == "other_roles" and len(match.analysis.roles_named) == 1:
+            # another role beside one of ours: what ours needs, for whoever moves into it
+            closest, role = ["skills"], next(iter(match.analysis.roles_named))
+        offer = ("Did you mean one of these?" if why == "low_confidence" and closest
+                 else "Try one of these, or `/help`.")
         text = (f"{reason}\n\nI answer questions about *data scientists vs ML engineers*: "
                 "what each does, skills, tools, salary, education, career paths, switching "
-                "between them, and which might suit you. Try one of these, or `/help`.")
+                f"between them, and which might suit you. {offer}")
         return Reply(
             title="That's outside what I can answer",
             text=text,
             kind="decline",
             confidence=round(match.confidence, 3),
-            suggestions=self._suggestions(state, list(_POPULAR)),
+            suggestions=self._suggestions(state, [*closest, *_POPULAR], role),
         )
 
     def _too_long(self, state: _State) -> Reply:

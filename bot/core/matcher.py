@@ -27,7 +27,7 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 
 from rapidfuzz import fuzz, process
@@ -49,6 +49,7 @@ _CORRECTIONS: dict[int, dict[str, str]] = {}
 _NEIGHBOURS: dict[int, dict[str, tuple[str, ...]]] = {}
 _STOPWORDS: dict[frozenset[str], frozenset[str]] = {}
 _KEPT_CORRECTIONS = 1 << 16
+_FOREIGN = 0.3  # share of foreign letters, or (its complement) of known words, that is English
 _KEPT_SCORES = 256  # analyses and scored windows kept per matcher (see Matcher._scores)
 _VERSUS = "@versus"
 # Scoring: nearest example (weighted token F1), votes of the words, string similarity,
@@ -340,7 +341,8 @@ class Match:
 
 
 def _is_stop(term: str, stop: frozenset[str]) -> bool:
-    return term in stop or term == "@role"
+    """Counts little: a stopword, a role (which role is read apart), a number."""
+    return term in stop or term == "@role" or term.isdigit()
 
 
 def _discount(term: str, stop: frozenset[str]) -> float:
@@ -802,8 +804,21 @@ class Matcher:
         # the questions of a message of several sentences, when they name a role: "I know
         # what a data scientist is. What's an ML engineer?" is about ML engineers
         focus = asked if questions and asked.roles else whole
-        return self._decide(whole, candidates, focus, asked,
-                            self.analyse(around) if around else whole)
+        decided = self._decide(whole, candidates, focus, asked,
+                               self.analyse(around) if around else whole)
+        if decided.decline_reason == "low_confidence" and self._foreign(text):
+            return replace(decided, decline_reason="not_english")
+        return decided
+
+    def _foreign(self, text: str) -> bool:
+        """Written in another language, as far as this base can tell: mostly letters
+        outside English's alphabet, or mostly words it neither knows nor corrects."""
+        letters = [c for c in text if c.isalpha()]
+        if len(letters) >= 4 and sum(not c.isascii() for c in letters) > _FOREIGN * len(letters):
+            return True
+        words = normalise(text).split()
+        known = sum(self._correct(w) in self._known for w in words)
+        return len(words) >= 3 and known < (1 - _FOREIGN) * len(words)
 
     def _asked(self, whole: Analysis, sentences: list[str], questions: list[str]) -> Analysis:
         """What a message asks: all of one sentence; of several, its questions, or else
@@ -833,8 +848,9 @@ class Matcher:
             # neither one of our roles nor a word this topic is known by: a near-miss
             return Match(None, None, confidence, candidates, analysis, "low_confidence")
         asked = asked or analysis
-        if (asked.content and not asked.roles and not self.knowledge.topics[best.id].smalltalk
-                and self._strays(asked, best.id) * 2 >= len(asked.content)):
+        words = [t for t in asked.content if t.isalpha()]  # "question 7": numbers say little
+        if (words and not asked.roles and not self.knowledge.topics[best.id].smalltalk
+                and self._strays(words, best.id) * 2 >= len(words)):
             # most of what is asked is words this topic never uses: "how do i deploy my
             # react site on vercel" is about deploying something else
             return Match(None, None, confidence, candidates, analysis, "low_confidence")
@@ -873,13 +889,13 @@ class Matcher:
         strays = sum(t not in vocabulary for t in analysis.content)
         return strays == 0 or (strays == 1 and best.score >= _SMALL_TALK_SURE)
 
-    def _strays(self, analysis: Analysis, topic_id: str) -> int:
-        """The question's content words this topic never uses, in any form ("detected"
-        is a form of "detect")."""
+    def _strays(self, words: list[str], topic_id: str) -> int:
+        """How many of `words` this topic never uses, in any form ("detected" is a form
+        of "detect")."""
         roots = self._roots.get(topic_id)
         if roots is None:
             roots = self._roots[topic_id] = frozenset(map(_root, self._vocabulary[topic_id]))
-        return sum(_root(t) not in roots for t in analysis.content)
+        return sum(_root(t) not in roots for t in words)
 
     def _covered(self, analysis: Analysis, topic_id: str) -> bool:
         """Every content word of the question is one this topic uses."""

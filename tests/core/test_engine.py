@@ -188,6 +188,34 @@ def test_a_message_of_many_questions_scores_a_bounded_few(engine, monkeypatch):
     assert len(scored) <= 10  # six questions at most and the whole, then three asks alone
 
 
+@pytest.mark.parametrize(("text", "says"), [
+    ("¿Cuánto gana un científico de datos?", "I answer questions in English."),
+    ("数据科学家的工资是多少", "I answer questions in English."),
+    ("mle interview tips?", "The articles don't cover interviews or interview prep."),
+    ("what's the average ML engineer salary in germany?", "The articles don't cover "
+     "particular countries or cities"),
+    ("data analyst vs data scientist?", "I only know about data scientists"),
+])
+def test_a_decline_says_which_case_it_is(engine, text, says):
+    reply = engine.answer(Query(text=text))
+    assert reply.kind == "decline" and reply.text.startswith(says)
+
+
+def test_an_unclear_question_is_offered_its_closest_answers(engine):
+    reply = engine.answer(Query(text="what do ds make"))
+    assert reply.kind == "decline" and "Did you mean one of these?" in reply.text
+    assert reply.suggestions[0].topic == "salary"
+    # another role beside one of ours: what ours needs comes first
+    other = engine.answer(Query(text="data analyst vs data scientist?"))
+    assert (other.suggestions[0].topic, other.suggestions[0].role) == (
+        "skills", "data_scientist")
+
+
+def test_numbers_in_a_question_say_little(engine):
+    assert {engine.answer(Query(text=f"salary question {n}?")).topic
+            for n in range(20)} == {"salary"}
+
+
 def test_reload_reports_what_changed(engine, knowledge_copy):
     path = knowledge_copy / "topics" / "salary.yaml"
     path.write_text(path.read_text().replace("Salary and compensation", "Pay and perks"))

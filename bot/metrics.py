@@ -50,6 +50,13 @@ class Metrics:
                               ["where"], registry=r)
         self.votes = Counter("careerbot_votes", "Helpful / not helpful votes",
                              ["platform", "vote"], registry=r)
+        self.undelivered = Counter("careerbot_undelivered",
+                                   "Answers that could not be delivered, after retries, by "
+                                   "why (Slack's error code, an HTTP status, a connection "
+                                   "error)", ["platform", "reason"], registry=r)
+        self.store_ok = Gauge("careerbot_store_ok",
+                              "1 while the shared store's calls work (as /healthz last saw)",
+                              registry=r)
         self.in_flight = Gauge("careerbot_in_flight", "Requests being handled", registry=r)
         self.ready = Gauge("careerbot_ready", "1 when ready to serve", registry=r)
         self.knowledge = Gauge("careerbot_knowledge_info", "The knowledge version served",

@@ -105,6 +105,7 @@ class Runtime:
         self._platforms: dict[str, Callable[[], bool]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._changed: asyncio.Condition | None = None
+        self._reloading: asyncio.Lock | None = None
         self.metrics.serving(engine.version)
 
     # ------------------------------------------------------------------ questions
@@ -155,17 +156,32 @@ class Runtime:
             self.failed("store", exc)
 
     def failed(self, where: str, exc: BaseException) -> None:
-        """Count an error and log it on one line (no traceback for a store hiccup)."""
+        """Count an error and log it on one line (no traceback for a store hiccup). The
+        store's own calls are not logged one by one: the store says when it begins
+        failing and when it works again."""
         self.metrics.errors.labels(where).inc()
-        log.warning("%s failed: %s", where, exc)
+        if where == "store":
+            log.debug("store call failed: %s", exc)
+        else:
+            log.warning("%s failed: %s", where, exc)
 
     # ------------------------------------------------------------------ reload
 
-    async def reload(self) -> ReloadOutcome:
-        """An admin's reload here; when it worked, a notice to every other replica."""
-        report = self.engine.reload()
-        self._reloaded(report, origin="admin")
-        if not report.ok or not self.store.shared:
+    async def _reload(self) -> ReloadReport:
+        """The engine's reload in a worker thread (loading and building the matcher take
+        tens of milliseconds the event loop would otherwise stand still for), one at a
+        time."""
+        if self._reloading is None:
+            self._reloading = asyncio.Lock()
+        async with self._reloading:
+            return await asyncio.to_thread(self.engine.reload)
+
+    async def reload(self, *, origin: str = "admin", announce: bool = True) -> ReloadOutcome:
+        """A reload here (an admin's, or a signal's); when it worked and `announce`, a
+        notice to every other replica."""
+        report = await self._reload()
+        self._reloaded(report, origin=origin)
+        if not report.ok or not self.store.shared or not announce:
             return ReloadOutcome(report)
         notice = {"replica": self.replica, "version": report.version}
         try:
@@ -201,7 +217,9 @@ class Runtime:
         if sender == self.replica:
             return
         announced = str(notice.get("version", ""))
-        report = self.engine.reload()
+        if announced and announced == self.engine.version:
+            return  # already serving it (a notice delivered again after a reconnect)
+        report = await self._reload()
         self._reloaded(report, origin="notice", sender=sender, announced=announced)
         await self._set()
 
@@ -265,6 +283,12 @@ class Runtime:
                 store_ok = await self.store.ping()
         except TimeoutError:
             store_ok = False
+        failing = self.store.failing
+        store: dict[str, Any] = {"kind": self.store.description,
+                                 "ok": store_ok and failing is None}
+        if failing is not None:  # degraded: answering, without shared state
+            store |= {"error": failing, "failed_calls": self.store.failed_calls}
+        self.metrics.store_ok.set(1 if store["ok"] else 0)
         knowledge = self.engine.knowledge
         ready = bool(knowledge.topics) and all(platforms.values()) and not self.draining
         self.metrics.ready.set(1 if ready else 0)
@@ -272,7 +296,7 @@ class Runtime:
             "ok": ready, "live": True, "ready": ready, "draining": self.draining,
             "replica": self.replica, "version": knowledge.version,
             "topics": len(knowledge.topics), "platforms": platforms,
-            "store": {"kind": self.store.description, "ok": store_ok},
+            "store": store,
             "in_flight": len(self._tasks),
             "last_reload": self.last_reload,
         }

@@ -12,18 +12,23 @@ Everything replicas must agree on goes through a `Store`:
 `InProcessStore` is the default: one process, nothing to install. `RedisStore`
 (with `REDIS_URL`) is shared by every replica; redis-py is imported only when one
 is opened. `open_store(settings)` picks between them.
+
+A Redis that stalls, goes away or refuses writes costs one timeout, not one a
+call: its calls then fail at once (`failing` says why) until a probe finds it
+working again, with one warning each way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from bot.core.context import Turn
@@ -43,7 +48,10 @@ __all__ = [
     "redacted_url",
 ]
 
+log = logging.getLogger(__name__)
+
 Message = dict[str, Any]
+T = TypeVar("T")
 
 
 class StoreError(Exception):
@@ -63,6 +71,21 @@ class Store(Protocol):
     shared: bool
     #: "in-process" or "redis host:port/db", for logs and /healthz (never a password)
     description: str
+
+    @property
+    def failing(self) -> str | None:
+        """Why the store's calls fail (a timeout, refused, out of memory), None while
+        they work."""
+        ...
+
+    @property
+    def failed_calls(self) -> int:
+        """Calls that failed since the store began failing."""
+        ...
+
+    async def open(self) -> None:
+        """Raise StoreError if the store can never work (a wrong password)."""
+        ...
 
     async def get_context(self, conversation: str) -> Turn | None: ...
 
@@ -136,6 +159,8 @@ class InProcessStore:
 
     shared = False
     description = "in-process"
+    failing: str | None = None
+    failed_calls = 0
 
     def __init__(self, context_ttl: float = 15 * 60, *, max_keys: int = 10_000,
                  clock: Callable[[], float] = time.monotonic):
@@ -196,6 +221,9 @@ class InProcessStore:
         finally:
             self._subscribers[channel].remove(queue)
 
+    async def open(self) -> None:
+        return None
+
     async def ping(self) -> bool:
         return True
 
@@ -216,6 +244,14 @@ class _QueueSubscription:
 
 
 # ---------------------------------------------------------------------- Redis
+
+#: the event dedupe runs before Slack's ack, which is due in 3 s; a healthy Redis answers
+#: in well under a millisecond, so one that takes 200 ms is stalled, not slow
+QUICK_TIMEOUT = 0.2
+#: while the store fails, a probe writes a key this often at most (redis-py's backoff)
+PROBE_CAP = 2.0
+#: the listener polls this often, so its health check (a PING) goes out while it is idle
+LISTEN_POLL = 5.0
 
 # A sliding window in one sorted set per key, timed by the Redis server's clock so
 # that replicas with skewed clocks still agree. Returns 0 (counted) or the
@@ -246,20 +282,103 @@ def redacted_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
+def _reason(exc: BaseException) -> str:
+    """What went wrong, on one line and without a secret (redis-py names none)."""
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return f"no answer within {QUICK_TIMEOUT * 1000:.0f} ms"
+    return f"{type(exc).__name__}: {exc}".replace("\n", " ")
+
+
+class _Breaker:
+    """Whether the store's calls work, as a circuit breaker.
+
+    The first failure opens it: calls then fail at once, so an outage costs one
+    timeout and not one a request, while a probe (on redis-py's Retry and backoff)
+    writes a key until Redis takes it, which closes it. A write, so that a Redis
+    refusing writes (OOM under maxmemory) is not taken for a working one. One
+    warning when it opens and one when it closes, with the calls that failed between.
+    """
+
+    def __init__(self, description: str, probe: Callable[[], Awaitable[object]]):
+        self.description = description
+        self._probe = probe
+        #: why the store is failing; None while it works
+        self.error: str | None = None
+        #: calls that failed since it opened
+        self.failed = 0
+        self._since = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.working = asyncio.Event()
+        self.working.set()
+
+    def trip(self, reason: str) -> None:
+        self.failed += 1
+        if self.error is not None or self._closed:
+            return
+        self.error, self._since = reason, time.monotonic()
+        self.working.clear()
+        log.warning("the store (%s) is failing (%s): serving without shared state until "
+                    "it answers again", self.description, reason)
+        self._task = asyncio.create_task(self._until_it_works(), name="store probe")
+
+    async def _until_it_works(self) -> None:
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialWithJitterBackoff
+        from redis.exceptions import ConnectionError, RedisError
+
+        async def probe() -> object:
+            if self._closed:  # closing: stop probing (a cancel alone may be taken for
+                return None   # the probe's own timeout, and retried)
+            try:
+                return await self._probe()
+            except OSError as exc:  # an asyncio timeout: retried as redis-py's own are
+                raise ConnectionError(_reason(exc)) from exc
+
+        async def still_failing(exc: Exception) -> None:
+            self.error = _reason(exc.__cause__ or exc)
+
+        retry = Retry(ExponentialWithJitterBackoff(cap=PROBE_CAP, base=0.05), retries=-1,
+                      supported_errors=(RedisError,))
+        await retry.call_with_retry(probe, still_failing)
+        if self._closed:
+            return
+        log.warning("the store (%s) answers again after %.1f s; %d call(s) failed meanwhile",
+                    self.description, time.monotonic() - self._since, self.failed)
+        self.error, self.failed = None, 0
+        self.working.set()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=PROBE_CAP + 1)
+
+
 class RedisStore:
     """State shared by every replica, in Redis (redis-py's asyncio client).
 
     Keys start with `prefix` ("careerbot:" by default), so one Redis can serve
     several bots or test runs. Conversation context and seen keys expire in Redis.
+
+    Three clients, each timed for its use: the event dedupe (`first_seen`, before
+    Slack's ack) gives up after `quick_timeout`, and remembers this replica's keys
+    in process as well, so a retry to the same replica is still known while Redis
+    is away; the other calls wait `timeout`, retried once on a dropped connection;
+    the notice listener reconnects and resubscribes by itself, with backoff.
+    A `_Breaker` makes an outage cost one timeout.
     """
 
     shared = True
 
     def __init__(self, url: str, *, context_ttl: float = 15 * 60,
-                 prefix: str = "careerbot:", timeout: float = 5.0):
+                 prefix: str = "careerbot:", timeout: float = 2.0,
+                 quick_timeout: float = QUICK_TIMEOUT, max_keys: int = 10_000):
         try:
             import redis.asyncio as aioredis
-            from redis.exceptions import RedisError
+            from redis.asyncio.retry import Retry
+            from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+            from redis.exceptions import ConnectionError, RedisError
         except ImportError:  # pragma: no cover - depends on the installed extras
             raise StoreError("REDIS_URL is set but the redis package is not installed: "
                              "pip install 'careerbot[redis]'") from None
@@ -267,82 +386,160 @@ class RedisStore:
         self.url = url
         self.context_ttl = context_ttl
         self.prefix = prefix
+        self.quick_timeout = quick_timeout
         parts = urlsplit(url)
         self.description = (f"redis {parts.hostname or 'localhost'}:{parts.port or 6379}"
                             f"{parts.path or '/0'}")
+        # a connection dropped under a call (Redis restarted) is retried on a new one;
+        # a timeout is not: a stalled Redis would only stall the retry too
+        once = Retry(ExponentialWithJitterBackoff(cap=0.2, base=0.01), retries=1,
+                     supported_errors=(ConnectionError,))
         try:
-            # commands time out; the subscriber's connection waits for notices as long
-            # as it takes (a health check every 30 s notices a dead connection)
             self._redis = aioredis.from_url(url, decode_responses=True,
                                             socket_timeout=timeout,
-                                            socket_connect_timeout=timeout)
+                                            socket_connect_timeout=timeout,
+                                            retry=once, health_check_interval=30)
+            self._quick = aioredis.from_url(url, decode_responses=True,
+                                            socket_timeout=quick_timeout,
+                                            socket_connect_timeout=quick_timeout,
+                                            retry=once)
+            # waits for notices as long as it takes; the subscription retries with backoff
             self._listener = aioredis.from_url(url, decode_responses=True,
+                                               socket_timeout=timeout,
                                                socket_connect_timeout=timeout,
+                                               retry=Retry(NoBackoff(), 0),
                                                health_check_interval=30)
         except ValueError as exc:
             raise StoreError(f"REDIS_URL is not a Redis URL ({exc})") from None
         self._hit = self._redis.register_script(_HIT)
+        self._seen_here = _Expiring(max_keys, time.monotonic)
+        self._breaker = _Breaker(self.description, self._probe)
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 
-    @asynccontextmanager
-    async def _talking(self) -> AsyncIterator[None]:
+    # ------------------------------------------------------------------ health
+
+    @property
+    def failing(self) -> str | None:
+        """Why the store's calls fail, or None while they work."""
+        return self._breaker.error
+
+    @property
+    def failed_calls(self) -> int:
+        """Calls that failed since the store began failing."""
+        return self._breaker.failed
+
+    async def wait_working(self, timeout: float) -> None:
+        """Until the store's calls work again (at once if they do)."""
+        async with asyncio.timeout(timeout):
+            await self._breaker.working.wait()
+
+    async def _probe(self) -> object:
+        async with asyncio.timeout(self.quick_timeout):
+            return await self._quick.set(self._key("probe"), "1", px=10_000)
+
+    async def _call(self, call: Callable[[], Awaitable[T]], *, quick: bool = False) -> T:
+        """`call`, unless the store is failing; its error as a StoreError."""
+        if self._breaker.error is not None:
+            self._breaker.failed += 1
+            raise StoreError(f"{self.description}: unavailable ({self._breaker.error})")
         try:
-            yield
+            if quick:
+                async with asyncio.timeout(self.quick_timeout):
+                    return await call()
+            return await call()
         except self._errors as exc:
-            raise StoreError(f"{self.description}: {type(exc).__name__}: {exc}") from exc
+            reason = _reason(exc)
+            self._breaker.trip(reason)
+            raise StoreError(f"{self.description}: {reason}") from exc
+
+    async def open(self) -> None:
+        """Check that Redis takes this client: a wrong password is an error now, not a
+        warning a call. An unreachable Redis is not: it may come up after the bot."""
+        from redis.exceptions import AuthenticationError, ResponseError
+
+        try:
+            async with asyncio.timeout(5.0):
+                await self._redis.ping()
+        except AuthenticationError as exc:
+            raise StoreError(f"{self.description} refused the credentials in REDIS_URL "
+                             f"({exc})") from None
+        except ResponseError as exc:
+            if "AUTH" in str(exc).upper():  # NOAUTH, or a password Redis does not want
+                raise StoreError(f"{self.description} refused the credentials in REDIS_URL "
+                                 f"({exc})") from None
+            self._breaker.trip(_reason(exc))
+        except self._errors as exc:
+            self._breaker.trip(_reason(exc))
+
+    # ------------------------------------------------------------------ state
 
     async def get_context(self, conversation: str) -> Turn | None:
-        async with self._talking():
-            raw = await self._redis.get(self._key("context", conversation))
+        raw = await self._call(lambda: self._redis.get(self._key("context", conversation)))
         if not raw:
             return None
         topic, _, role = str(raw).partition("\t")  # decode_responses: always str
         return Turn(topic, cast(Role, role)) if role in ROLES else None
 
     async def set_context(self, conversation: str, turn: Turn) -> None:
-        async with self._talking():
-            await self._redis.set(self._key("context", conversation),
-                                  f"{turn.topic}\t{turn.role}",
-                                  px=max(1, int(self.context_ttl * 1000)))
+        await self._call(lambda: self._redis.set(self._key("context", conversation),
+                                                 f"{turn.topic}\t{turn.role}",
+                                                 px=max(1, int(self.context_ttl * 1000))))
 
     async def forget_context(self, conversation: str) -> None:
-        async with self._talking():
-            await self._redis.delete(self._key("context", conversation))
+        await self._call(lambda: self._redis.delete(self._key("context", conversation)))
 
     async def hit(self, key: str, limit: int, window: float = 60.0) -> float:
         if limit <= 0:
             return 0.0
-        async with self._talking():
-            wait = await self._hit(keys=[self._key("rate", key)],
-                                   args=[limit, max(1, int(window * 1000)), uuid.uuid4().hex])
+        wait = await self._call(lambda: self._hit(
+            keys=[self._key("rate", key)],
+            args=[limit, max(1, int(window * 1000)), uuid.uuid4().hex]))
         return int(wait) / 1000
 
     async def first_seen(self, key: str, ttl: float) -> bool:
-        async with self._talking():
-            return bool(await self._redis.set(self._key("seen", key), "1", nx=True,
-                                              px=max(1, int(ttl * 1000))))
+        """Seen by this replica (kept in process too), else by any: within
+        `quick_timeout` or not at all (a StoreError, with the key remembered here)."""
+        if self._seen_here.get(key) is not None:
+            return False
+        self._seen_here.set(key, True, ttl)
+        return bool(await self._call(lambda: self._quick.set(
+            self._key("seen", key), "1", nx=True, px=max(1, int(ttl * 1000))), quick=True))
 
     async def incr(self, counter: str, field: str, by: int = 1) -> int:
-        async with self._talking():
-            return int(await self._redis.hincrby(self._key("count", counter), field, by))
+        return int(await self._call(
+            lambda: self._redis.hincrby(self._key("count", counter), field, by)))
 
     async def counts(self, counter: str) -> dict[str, int]:
-        async with self._talking():
-            raw = await self._redis.hgetall(self._key("count", counter))
+        raw = await self._call(lambda: self._redis.hgetall(self._key("count", counter)))
         return {str(k): int(v) for k, v in raw.items()}
 
     async def publish(self, channel: str, message: Message) -> int:
-        async with self._talking():
-            return int(await self._redis.publish(self._key("notice", channel),
-                                                 json.dumps(message)))
+        """Also kept as the channel's last notice, for a replica that resubscribes after
+        losing its connection (it may have missed this one)."""
+        async def send() -> list[Any]:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(self._key("notice", channel, "last"), json.dumps(message))
+                pipe.publish(self._key("notice", channel), json.dumps(message))
+                return cast(list[Any], await pipe.execute())
+
+        return int((await self._call(send))[1])
+
+    async def last_notice(self, channel: str) -> Message | None:
+        """The last notice published on `channel`, if any is kept."""
+        raw = await self._call(lambda: self._redis.get(self._key("notice", channel, "last")))
+        try:
+            message = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        return message if isinstance(message, dict) else None
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
         pubsub = self._listener.pubsub(ignore_subscribe_messages=False)
         try:
-            async with self._talking():
+            try:
                 await pubsub.subscribe(self._key("notice", channel))
                 # subscribed once Redis confirms: a notice published after this is ours
                 async with asyncio.timeout(30):
@@ -350,41 +547,75 @@ class RedisStore:
                         confirm = await pubsub.get_message(timeout=10)
                         if confirm and confirm.get("type") == "subscribe":
                             break
-            yield _PubSubSubscription(pubsub, self)
+            except self._errors as exc:
+                raise StoreError(f"{self.description}: {_reason(exc)}") from exc
+            yield _PubSubSubscription(pubsub, self, channel)
         finally:
             await pubsub.aclose()
 
     async def ping(self) -> bool:
+        """Whether the store works now (False at once while its calls are failing)."""
+        if self.failing is not None:
+            return False
         try:
-            async with self._talking():
-                return bool(await self._redis.ping())
+            return bool(await self._call(self._quick.ping, quick=True))
         except StoreError:
             return False
 
     async def close(self) -> None:
+        await self._breaker.close()
         await self._redis.aclose()
+        await self._quick.aclose()
         await self._listener.aclose()
 
 
 class _PubSubSubscription:
-    def __init__(self, pubsub: Any, store: RedisStore):
+    """Notices until cancelled. A dropped connection is reconnected by redis-py's Retry
+    (with backoff, for as long as it takes) and the channel resubscribed; then the
+    channel's last notice is delivered again, as one may have been sent meanwhile."""
+
+    def __init__(self, pubsub: Any, store: RedisStore, channel: str):
         self._pubsub = pubsub
         self._store = store
+        self._channel = channel
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self._iterate()
 
+    async def _lost(self, exc: Exception) -> None:
+        if self._store.failing is None:
+            log.warning("reload notices: lost the connection to %s (%s); reconnecting",
+                        self._store.description, _reason(exc))
+
     async def _iterate(self) -> AsyncIterator[Message]:
-        async with self._store._talking():
-            async for raw in self._pubsub.listen():
-                if raw.get("type") != "message":
-                    continue
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialWithJitterBackoff
+        from redis.exceptions import ConnectionError, TimeoutError
+
+        retry = Retry(ExponentialWithJitterBackoff(cap=10.0, base=0.1), retries=-1,
+                      supported_errors=(ConnectionError, TimeoutError))
+        while True:
+            raw = await retry.call_with_retry(
+                lambda: self._pubsub.get_message(timeout=LISTEN_POLL), self._lost)
+            if not raw:
+                continue
+            if raw.get("type") == "subscribe":  # again, after a reconnect
+                log.info("reload notices: resubscribed on %s", self._store.description)
                 try:
-                    message = json.loads(raw["data"])
-                except ValueError:
-                    continue
-                if isinstance(message, dict):
-                    yield message
+                    missed = await self._store.last_notice(self._channel)
+                except StoreError:
+                    missed = None
+                if missed is not None:
+                    yield missed
+                continue
+            if raw.get("type") != "message":
+                continue
+            try:
+                message = json.loads(raw["data"])
+            except ValueError:
+                continue
+            if isinstance(message, dict):
+                yield message
 
 
 def open_store(settings: Settings) -> Store:

@@ -154,3 +154,31 @@ def test_text_logs_are_one_line_an_event_too() -> None:
         root.removeHandler(handler)
     [line] = stream.getvalue().splitlines()
     assert line.endswith("bot.test: reload failed:\\n• one\\n• two version=abc")
+
+
+@pytest.mark.parametrize("via", ["admin", "notice"])
+async def test_a_reload_runs_off_the_event_loop(engine: Engine, via: str) -> None:
+    """The engine's reload waits for the loop to set an event: on the loop's own thread it
+    could never see it set (and would give up after the bound)."""
+    import threading
+
+    runtime = Runtime(engine, Settings())
+    real, gate = engine.reload, threading.Event()
+    seen: list[bool] = []
+
+    def reload() -> ReloadReport:
+        seen.append(gate.wait(timeout=5))
+        return real()
+
+    engine.reload = reload  # type: ignore[method-assign]
+
+    async def open_gate() -> None:
+        gate.set()
+
+    opener = asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(open_gate()))
+    if via == "admin":
+        assert (await runtime.reload()).ok
+    else:
+        await runtime._on_notice({"replica": "elsewhere", "version": "not-this-one"})
+    opener.cancel()
+    assert seen == [True]

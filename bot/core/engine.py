@@ -11,15 +11,17 @@ from rapidfuzz import fuzz, process
 
 from bot.core.context import ContextStore, Turn
 from bot.core.knowledge import Knowledge, KnowledgeError, Problem, load_knowledge
-from bot.core.matcher import Match, Matcher, asks, strip_invisible
+from bot.core.matcher import Match, Matcher, asks
 from bot.core.models import OTHER_ROLE, ROLE_NAMES, Query, Reply, Role, Suggestion
+from bot.core.text import quote, strip_invisible
 from bot.settings import MatchSettings
 
-__all__ = ["Engine", "ReloadReport"]
+__all__ = ["MAX_ASPECT", "Engine", "ReloadReport"]
 
 log = logging.getLogger(__name__)
 
 _POPULAR = ("overview", "salary", "which_to_choose")
+MAX_ASPECT = 100  # characters of a /compare aspect read; 100 KB took the matcher 2 s
 # why a question is declined, for the reasons that are no decline group's
 _DECLINES = {
     "other_roles": "I only know about data scientists and machine-learning engineers.",
@@ -335,6 +337,7 @@ class Engine:
     def compare(self, aspect: str) -> Reply:
         """A side-by-side comparison; with no or an unknown aspect, the list and a guess."""
         state = self._state
+        aspect = strip_invisible(aspect)[:MAX_ASPECT]  # an aspect is a word or a few
         topic = state.knowledge.comparison_for(aspect) if aspect.strip() else None
         if topic is None and aspect.strip():
             # a word we do not list as an aspect: let the matcher find the topic
@@ -376,8 +379,8 @@ class Engine:
 
     def _aspect_list(self, state: _State, asked: str) -> Reply:
         guesses = self.suggest_aspects(asked, limit=3) if asked.strip() else []
-        intro = (f"I don't have a comparison for “{asked.strip()[:60]}”. "
-                 if asked.strip() else "Compare the two roles on one of these aspects: ")
+        intro = (f"I don't have a comparison for “{quote(asked)}”. "
+                 if quote(asked) else "Compare the two roles on one of these aspects: ")
         if guesses:
             intro += f"Did you mean *{guesses[0]}*? "
         return Reply(

@@ -35,10 +35,11 @@ from rapidfuzz.distance import OSA
 
 from bot.core.knowledge import Knowledge
 from bot.core.models import OTHER_ROLE, Role
+from bot.core.text import strip_invisible
 from bot.settings import MatchSettings
 
 __all__ = ["Analysis", "Candidate", "Match", "Matcher", "asks", "forget_reload_caches",
-           "normalise", "strip_invisible"]
+           "normalise"]
 
 DS, MLE, OTHER = "@ds", "@mle", "@other"
 _ROLE_TOKEN: dict[str, Role] = {DS: "data_scientist", MLE: "ml_engineer"}
@@ -146,18 +147,6 @@ def _known_words(curated: frozenset[str], seen_counts: frozenset[tuple[str, int]
         if not any(v in curated or seen.get(v, 0) >= _COMMON * count for v in near):
             words.add(word)
     return frozenset(words)
-
-
-# Characters that show nothing: zero-width spaces and joiners, the word joiner and
-# invisible operators, the BOM, soft hyphens, bidi controls and tag characters. They
-# are dropped, not spaced: "sal\u200bary" is "salary".
-_INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064"
-                        "\u2066-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]")
-
-
-def strip_invisible(text: str) -> str:
-    """`text` without the characters that show nothing (see _INVISIBLE)."""
-    return _INVISIBLE.sub("", text)
 
 
 _SUFFIX = re.compile(r"(?:ing|ed|es|s|ly|ment|ion|ions)$")

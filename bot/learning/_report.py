@@ -22,6 +22,7 @@ from rapidfuzz import fuzz
 
 from bot.core.knowledge import Knowledge
 from bot.core.models import Reply
+from bot.core.text import quote
 from bot.learning._clusters import cluster, reduce
 from bot.learning._records import QuestionRecord, VoteRecord
 
@@ -403,7 +404,7 @@ def stats_reply(report: Report, top: int = 5) -> Reply:
         lines += ["", "**Most asked of what I could not answer well:**"]
         for n, c in enumerate(report.clusters[:top], 1):
             where = f"nearest topic: {c.topic}" if c.topic else "no nearest topic"
-            what = f"“{c.label}”" if c.questions else "questions (text not recorded)"
+            what = f"“{quote(c.label)}”" if c.questions else "questions (text not recorded)"
             lines.append(f"{n}. {c.count} × {what} ({where})")
         lines += ["", "For new example questions to add, run `careerbot report --suggest`."]
     return Reply(title="careerbot stats: the last 7 days", text="\n".join(lines),

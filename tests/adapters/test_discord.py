@@ -164,6 +164,19 @@ async def test_compare_unknown_aspect_offers_buttons(bot: FakeDiscord):
     assert any(b["custom_id"] == "careerbot:ask:salary:both" for b in buttons(message))
 
 
+@pytest.mark.parametrize("aspect", [
+    "[free nitro](https://evil.example)", "||spoiler|| `code` <@&456> \u202eexe \x00\x1b[31m",
+])
+async def test_compare_never_echoes_markup(bot: FakeDiscord, aspect: str):
+    """What a user typed comes back as plain words: no masked link, mention, spoiler,
+    code span, bidi or control character reaches the bot's own embed."""
+    callback = await bot.interact(bot.slash("compare", aspect=aspect))
+    description = data(callback)["embeds"][0]["description"]
+    for markup in ("](", "https://", "||", "`c", "<@&", "\u202e", "\x00", "\x1b"):
+        assert markup not in description, markup
+    assert_nothing_pings(bot)
+
+
 async def test_topics_and_help_are_ephemeral(bot: FakeDiscord):
     topics = data(await bot.interact(bot.slash("topics")))
     assert topics["flags"] & EPHEMERAL
@@ -231,7 +244,8 @@ async def test_nothing_the_bot_sends_can_ping(bot: FakeDiscord):
     assert reply.body["embeds"][0]["title"] == "Salary and compensation: ML engineer"
 
     echoed = await bot.interact(bot.slash("compare", aspect="@everyone @here <@1234>"))
-    assert "@everyone" in data(echoed)["embeds"][0]["description"]  # echoed, yet inert
+    description = data(echoed)["embeds"][0]["description"]
+    assert "everyone here 1234" in description and "@" not in description  # plain words
     assert_nothing_pings(bot)
 
 
@@ -435,8 +449,9 @@ async def test_sync_commands_to_a_guild_and_globally(discord: FakeDiscord):
     assert int(commands["stats"]["default_member_permissions"]) == 32
     assert commands["stats"]["contexts"] == [0]
     [aspect] = commands["compare"]["options"]
-    assert aspect["autocomplete"] is True
-    assert commands["ask"]["options"][0]["required"] is True
+    assert aspect["autocomplete"] is True and aspect["max_length"] == 100
+    [question] = commands["ask"]["options"]
+    assert question["required"] is True and question["max_length"] == 2000
 
     await sync_commands(settings_for(discord))
     await discord.wait_for(lambda r: r.path == f"/applications/{D.APP_ID}/commands")

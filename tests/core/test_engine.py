@@ -211,6 +211,18 @@ def test_an_unclear_question_is_offered_its_closest_answers(engine):
         "skills", "data_scientist")
 
 
+def test_a_huge_compare_aspect_is_read_only_so_far(engine, monkeypatch):
+    from bot.core.engine import MAX_ASPECT
+    from bot.core.matcher import Matcher
+
+    seen = []
+    match = Matcher.match
+    monkeypatch.setattr(Matcher, "match", lambda self, text, around="": seen.append(text)
+                        or match(self, text, around))
+    reply = engine.compare("z" * 100_000)
+    assert reply.kind == "clarify" and all(len(text) <= MAX_ASPECT for text in seen)
+
+
 def test_numbers_in_a_question_say_little(engine):
     assert {engine.answer(Query(text=f"salary question {n}?")).topic
             for n in range(20)} == {"salary"}

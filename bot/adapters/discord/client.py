@@ -30,6 +30,7 @@ from bot.adapters.discord.render import (
 )
 from bot.adapters.errors import ConfigurationError
 from bot.core import Engine, Query, Reply
+from bot.core.engine import MAX_ASPECT
 from bot.core.models import Role
 from bot.learning import Recorder
 from bot.logs import user_ref
@@ -243,11 +244,14 @@ async def _respond(interaction: discord.Interaction, pages: list[Page], *,
 # ---------------------------------------------------------------------- slash commands
 
 Interaction: TypeAlias = discord.Interaction[CareerBot]
+#: the longest /ask question Discord lets a user type (the engine's own cap still holds)
+MAX_QUESTION = 2000
 
 
 @app_commands.command(description="Ask about data scientists and ML engineers")
 @app_commands.describe(question="Your question, in plain words")
-async def ask(interaction: Interaction, question: str) -> None:
+async def ask(interaction: Interaction,
+              question: app_commands.Range[str, 1, MAX_QUESTION]) -> None:
     bot = interaction.client
     if await bot.refused(interaction):
         return
@@ -259,7 +263,8 @@ async def ask(interaction: Interaction, question: str) -> None:
 
 @app_commands.command(description="Data scientist vs ML engineer, side by side")
 @app_commands.describe(aspect="What to compare, e.g. salary, skills or tools")
-async def compare(interaction: Interaction, aspect: str) -> None:
+async def compare(interaction: Interaction,
+                  aspect: app_commands.Range[str, 1, MAX_ASPECT]) -> None:
     bot = interaction.client
     if await bot.refused(interaction):
         return

@@ -340,8 +340,15 @@ async def test_cooldown_gets_a_friendly_ephemeral_notice(discord: FakeDiscord, e
         assert notice["flags"] & EPHEMERAL
         assert "try again in" in notice["content"]
 
-        by_mention = await discord.post_message(discord.message("what do MLEs earn?"))
-        assert "try again in" in by_mention.body["content"]
+        # in a channel, no public notice: a reaction on the mention, and no reply
+        mention = discord.message("what do MLEs earn?")
+        await discord.dispatch("MESSAGE_CREATE", mention)
+        reaction = await discord.wait_for(lambda r: "/reactions/" in r.path)
+        assert reaction.path.startswith(f"/channels/{D.CHANNEL_ID}/messages/{mention['id']}/")
+        # in a DM the notice is private anyway
+        by_dm = await discord.post_message(discord.message("what do MLEs earn?", dm=True))
+        assert "try again in" in by_dm.body["content"]
+        assert discord.replies_to(mention) == []
 
         other_user = discord.slash("ask", question="what do MLEs earn?", user_id=D.ADMIN_ID)
         assert data(await discord.interact(other_user))["embeds"]

@@ -119,6 +119,8 @@ class FakeDiscord:
                 ("PATCH", r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)/messages/(?P<id>[^/]+)",
                  False, self._followup),
                 ("POST", r"/channels/(?P<channel>\d+)/messages", True, self._channel_message),
+                ("PUT", r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)/reactions/"
+                 r"(?P<emoji>[^/]+)/@me", True, self._reaction),
             )]
 
     # ------------------------------------------------------------------ lifecycle
@@ -373,6 +375,10 @@ class FakeDiscord:
     def _channel_message(self, body: Json, channel: str) -> tuple[Json, Json]:
         message = self._created(channel, body)
         return message, message
+
+    def _reaction(self, body: None, channel: str, message: str, emoji: str
+                  ) -> tuple[None, None]:
+        return None, None
 
     def _dm_token(self, token: str) -> bool:
         return token in self._dm_tokens

@@ -8,6 +8,7 @@ within Discord's limits and sets `NO_MENTIONS`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
@@ -53,6 +54,7 @@ DISCORD_GATEWAY_URL = "wss://gateway.discord.gg/"
 # Discord's markup in a message, read as what it stands for: a mention of a member or
 # role, a custom emoji or a timestamp is no part of the question; a channel is a word;
 # a masked link is its text, and a bare link nothing.
+_SLOW_DOWN = "\N{HOURGLASS WITH FLOWING SAND}"  # on a mention that came too fast
 _MARKUP = re.compile(r"<(?:@[!&]?|#|a?:\w+:|t:)\d+(?::\w)?>|\[([^\]\n]*)\]\(<?https?://[^)\s]*>?\)"
                      r"|<?https?://\S+", re.IGNORECASE)
 
@@ -122,6 +124,11 @@ class CareerBot(discord.Client):
         text = _question(message.content)  # an empty mention gets the help
         notice = await self.cooling_down(message.author)
         reply = None
+        if notice is not None and not isinstance(message.channel, discord.DMChannel):
+            # never a public "slow down" in a channel: a reaction only the asker looks for
+            with contextlib.suppress(discord.HTTPException):
+                await message.add_reaction(_SLOW_DOWN)
+            return
         if notice is not None:
             pages = render_text(notice)
         else:

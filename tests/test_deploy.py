@@ -361,3 +361,15 @@ def test_deploy_holds_no_token_or_password() -> None:
             assert not re.search(r"xox[abp]-\w|xapp-\w", text), path
             for url in re.findall(r"redis://[^\s\"']+", text):
                 assert urlsplit(url).password is None, path
+
+
+def test_docker_build_context_leaves_out_secrets_and_local_state():
+    """`docker build` sends the whole folder to the daemon but for .dockerignore: never
+    the tokens in .env, the venv, the learning records or the git history; and every
+    file the Dockerfile copies is still sent."""
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    assert {".env", ".venv", "data/", ".git"} <= ignored
+    copied = {part.rstrip("/") for word, rest in _dockerfile() if word == "COPY"
+              and not rest.startswith("--from") for part in rest.split()[:-1]}
+    assert copied and not copied & {i.rstrip("/") for i in ignored}

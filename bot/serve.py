@@ -3,8 +3,15 @@
 The port (CAREERBOT_PORT) serves GET /healthz and GET /metrics, and in Slack's
 HTTP mode POST /slack/events as well. With REDIS_URL, the process is one replica
 of many: they share conversations, rate limits and seen events through Redis,
-and a knowledge reload on one reaches the others. SIGTERM (or Ctrl-C) stops
-taking work, finishes what is in flight (CAREERBOT_SHUTDOWN_GRACE at most), exits.
+and a knowledge reload on one reaches the others.
+
+Signals, as a daemon's:
+- SIGHUP reloads the knowledge (this process only) and keeps serving.
+- SIGTERM (or Ctrl-C): readiness turns 503 at once; in Slack's HTTP mode requests are
+  still taken for a settle time, so a load balancer polling /healthz stops routing
+  here first; then
+  the work in flight is finished, within CAREERBOT_SHUTDOWN_GRACE in all. The exit
+  status is 0, or 1 when the grace ran out with answers unfinished.
 """
 
 from __future__ import annotations
@@ -15,17 +22,33 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.settings import Settings
 
-__all__ = ["serve"]
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+__all__ = ["SETTLE", "UNFINISHED", "serve"]
 
 log = logging.getLogger(__name__)
 
+#: after SIGTERM, requests are still taken this long (at most a quarter of the grace):
+#: Kubernetes polls readiness every 10 s by default, and a preStop pause of about 5 s is
+#: the usual advice for its endpoints to catch up
+SETTLE = 5.0
+#: the exit status when the grace ran out with answers still in flight
+UNFINISHED = 1
+
+
+async def _reload_on_sighup(runtime: Runtime) -> None:
+    outcome = await runtime.reload(origin="signal", announce=False)
+    log.log(logging.INFO if outcome.ok else logging.WARNING, "knowledge reload on SIGHUP: %s",
+            outcome.summary())
+
 
 async def _serve(settings: Settings, slack: bool, discord: bool, knowledge: str | None,
-                 port: int | None) -> None:
+                 port: int | None) -> int:
     from bot.core import Engine
     from bot.learning import Recorder
     from bot.ops import bound_port, start_server
@@ -38,17 +61,23 @@ async def _serve(settings: Settings, slack: bool, discord: bool, knowledge: str 
     runtime = Runtime(engine, settings, store)
     log.info("knowledge version %s loaded (%d topics); replica %s; store %s", engine.version,
              len(engine.knowledge.topics), runtime.replica, store.description)
-    if not await store.ping():
-        log.warning("the store (%s) does not answer yet: serving without shared state "
-                    "until it does", store.description)
+    await store.open()  # a wrong password stops here; an absent Redis is only a warning
     recorder = Recorder.from_settings(settings, engine)  # one for both platforms
     if recorder.storage is not None:
         log.info("learning from use: recording to %s", recorder.storage.name)
     port = settings.port if port is None else port
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_sighup() -> None:
+        task = asyncio.create_task(_reload_on_sighup(runtime), name="reload on SIGHUP")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
     tasks: list[asyncio.Task[Any]] = []
     runner = None
     try:
@@ -80,12 +109,26 @@ async def _serve(settings: Settings, slack: bool, discord: bool, knowledge: str 
         for task in done - {stopping}:
             task.result()  # a platform that stopped by itself: say why (ConfigurationError)
         stopping.cancel()
-        log.info("shutting down: finishing the work in flight")
-        left = await runtime.drain(settings.shutdown_grace)
-        log.info("stopped%s", f" with {left} request(s) unfinished" if left else " cleanly")
+        grace = settings.shutdown_grace
+        # only Slack's HTTP mode is routed to by a load balancer; Socket Mode and
+        # Discord's gateway take nothing new once their connections close
+        settle = min(SETTLE, grace / 4) if slack and not settings.slack_app_token else 0.0
+        runtime.draining = True  # readiness 503 from now on
+        log.info("shutting down: not ready; still taking requests for %.1f s, then finishing "
+                 "the work in flight (%.0f s in all)", settle, grace)
+        await asyncio.sleep(settle)  # the load balancer's time to stop routing here
+        left = await runtime.drain(grace - settle)
+        if left:
+            log.warning("stopped with %d request(s) unfinished: the shutdown grace (%.0f s, "
+                        "CAREERBOT_SHUTDOWN_GRACE) ran out", left, grace)
+            return UNFINISHED
+        log.info("stopped cleanly")
+        return 0
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        for task in reloads:
+            task.cancel()
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -103,10 +146,9 @@ def serve(settings: Settings, *, slack: bool, discord: bool, knowledge: str | No
     from bot.store import StoreError
 
     try:
-        asyncio.run(_serve(settings, slack, discord, knowledge, port))
+        return asyncio.run(_serve(settings, slack, discord, knowledge, port))
     except (ConfigurationError, StoreError) as exc:
         print(f"careerbot: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0
-    return 0

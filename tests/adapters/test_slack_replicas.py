@@ -271,7 +271,8 @@ async def test_two_processes_share_conversations_and_reloads_then_stop_on_sigter
             "SLACK_API_URL": slack.api_url, "CAREERBOT_SLACK_ADMINS": ADMIN,
             "CAREERBOT_KNOWLEDGE_DIR": str(knowledge_copy), "REDIS_URL": redis_url,
             "CAREERBOT_HOST": "127.0.0.1", "CAREERBOT_PORT": "0", "CAREERBOT_LOG_JSON": "1",
-            "CAREERBOT_LEARNING": "off", "PYTHONPATH": str(ROOT)}
+            "CAREERBOT_LEARNING": "off", "PYTHONPATH": str(ROOT),
+            "CAREERBOT_SHUTDOWN_GRACE": "4"}  # 1 s of settling after SIGTERM, not 5
     async with AsyncExitStack() as stack:
         a, b = [await stack.enter_async_context(careerbot_process(env, tmp_path))
                 for _ in range(2)]
@@ -324,7 +325,7 @@ async def test_sigterm_finishes_the_answer_in_flight_then_exits(
     env |= {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": SECRET,
             "SLACK_API_URL": slack.api_url, "CAREERBOT_HOST": "127.0.0.1",
             "CAREERBOT_PORT": "0", "CAREERBOT_LOG_JSON": "1", "CAREERBOT_LEARNING": "off",
-            "PYTHONPATH": str(ROOT)}
+            "PYTHONPATH": str(ROOT), "CAREERBOT_SHUTDOWN_GRACE": "4"}
     async with careerbot_process(env, tmp_path) as bot, aiohttp.ClientSession() as session:
         port = (await bot.logged(r"Slack: HTTP mode on port (\d+)")).group(1)
         peer = Peer(f"http://127.0.0.1:{port}", session, slack)

@@ -128,3 +128,50 @@ def test_console_chat_speaks_the_platform_commands():
     assert "What you can ask me" in text
     assert "Reloaded" in text
     assert "Unknown command /nonsense" in text
+
+
+def test_console_reload_reports_hostile_files_and_keeps_serving(knowledge_copy):
+    """The real console: /reload with a FIFO, a symlink loop and a directory among the
+    topics answers with the problems, then the old knowledge still answers."""
+    import queue
+    import threading
+
+    lines: queue.Queue[str | None] = queue.Queue()
+    with subprocess.Popen([sys.executable, "-m", "bot", "--knowledge", str(knowledge_copy),
+                           "chat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as chat:
+        assert chat.stdin is not None and chat.stdout is not None and chat.stderr is not None
+        stdout = chat.stdout
+
+        def pump() -> None:
+            for line in stdout:
+                lines.put(line)
+            lines.put(None)
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        try:
+            chat.stdin.write("/topics\n")
+            chat.stdin.flush()
+            while "What you can ask me" not in (line := lines.get(timeout=60) or "(closed)"):
+                assert line != "(closed)", "the chat ended before answering /topics"
+            topics = knowledge_copy / "topics"
+            os.mkfifo(topics / "pipe.yaml")
+            (topics / "loop.yaml").symlink_to("loop.yaml")
+            (topics / "x.yaml").mkdir()
+            chat.stdin.write("/reload\nwhat do data scientists earn?\n")
+            chat.stdin.close()
+            chat.wait(timeout=60)
+        finally:
+            if chat.poll() is None:
+                chat.kill()
+                chat.wait(timeout=60)
+        reader.join(timeout=60)
+        err = chat.stderr.read()
+    out = "".join(iter(lines.get_nowait, None))
+    assert chat.returncode == 0, err
+    assert "Traceback" not in err
+    assert "Reload failed: 3 problem(s)" in out
+    for name in ("pipe.yaml", "loop.yaml", "x.yaml"):
+        assert f"topics/{name}" in out
+    assert "$120k" in out  # still answering from the knowledge it had

@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -116,9 +118,17 @@ def _load_as_nobody(directory: Path) -> list[list[str]] | str:
         finally:
             os._exit(status)
     os.close(write)
-    with os.fdopen(read, "rb") as pipe:
-        data = pipe.read()
-    os.waitpid(pid, 0)
+    data = b""
+    try:
+        with os.fdopen(read, "rb", buffering=0) as pipe:
+            # bounded: a child stuck on a lock some other thread held at fork is killed
+            while select.select([pipe], [], [], 60)[0] and (chunk := pipe.read(1 << 16)):
+                data += chunk
+    finally:
+        if os.waitpid(pid, os.WNOHANG) == (0, 0):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    assert data, "the child gave no answer within 60 s"
     return json.loads(data)
 
 

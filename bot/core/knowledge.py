@@ -200,7 +200,7 @@ def _kind(mode: int) -> str:
                        (stat.S_ISBLK, "a block device")):
         if test(mode):
             return name
-    return "not a regular file"
+    return "a special file"
 
 
 def _read_bytes(path: Path, rel: str, errors: _Collector) -> bytes | None:
@@ -220,9 +220,7 @@ def _read_bytes(path: Path, rel: str, errors: _Collector) -> bytes | None:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            kind = _kind(info.st_mode)
-            errors.add(rel, "(file)", f"is {kind}, not a regular file" if kind.startswith("a ")
-                       else f"is {kind}")
+            errors.add(rel, "(file)", f"is {_kind(info.st_mode)}, not a regular file")
             return None
         room = min(MAX_FILE_BYTES, MAX_TOTAL_BYTES - errors.read_bytes)
         chunks: list[bytes] = []

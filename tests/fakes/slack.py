@@ -3,6 +3,10 @@
 It listens on 127.0.0.1 on an ephemeral port and records every call it receives,
 so a test asserts on what the app really sent (blocks, thread_ts, response_type).
 Waits are on a condition with a timeout, never on sleeps.
+
+Failures are injected per method (`fail`): the next calls of a Web API method, or
+of the response URLs, get a 429 with Retry-After, a 5xx, an `ok: false` error, or a
+connection dropped without an answer, in the order queued; then normal answers.
 """
 
 from __future__ import annotations
@@ -10,13 +14,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-__all__ = ["BOT_ID", "BOT_USER", "TEAM", "Call", "FakeSlack"]
+__all__ = ["BOT_ID", "BOT_USER", "TEAM", "Call", "Failure", "FakeSlack"]
 
 TEAM = "T0TEAM"
 BOT_USER = "U0BOT"
@@ -31,12 +37,38 @@ class Call:
     method: str
     args: dict[str, Any]
     token: str = ""
+    #: when it arrived (time.monotonic)
+    at: float = field(default_factory=time.monotonic, compare=False)
 
     def __getitem__(self, key: str) -> Any:
         return self.args[key]
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.args.get(key, default)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One injected failure: an HTTP status (429 with `retry_after`, 5xx), Slack's
+    `ok: false` with `error` (HTTP 200, as Slack sends it), or `drop`: the connection is
+    closed with no answer at all."""
+
+    status: int = 200
+    error: str = ""
+    retry_after: int | None = None
+    drop: bool = False
+
+    def response(self, request: web.Request) -> web.StreamResponse | None:
+        if self.drop:
+            assert request.transport is not None
+            request.transport.close()
+            return None
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+        if self.status == 200:
+            return web.json_response({"ok": False, "error": self.error}, headers=headers)
+        reason = self.error or ("ratelimited" if self.status == 429 else "server_error")
+        return web.json_response({"ok": False, "error": reason}, status=self.status,
+                                 headers=headers)
 
 
 @dataclass
@@ -47,6 +79,9 @@ class FakeSlack:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: channels the bot is not a member of (chat.postMessage fails with not_in_channel)
     closed_channels: set[str] = field(default_factory=set)
+    #: channels that do not exist for the bot (chat.postMessage, chat.postEphemeral:
+    #: channel_not_found)
+    missing_channels: set[str] = field(default_factory=set)
     calls: list[Call] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -57,7 +92,20 @@ class FakeSlack:
         self._ts = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
         self._runner: web.AppRunner | None = None
+        self._failures: dict[str, deque[Failure]] = {}
         self.base = ""
+
+    def fail(self, method: str, *failures: Failure) -> None:
+        """The next calls of `method` ("chat.postMessage", or "response_url" for any
+        response URL) get `failures`, one each, in order."""
+        self._failures.setdefault(method, deque()).extend(failures)
+
+    def _injected(self, method: str, request: web.Request) -> web.StreamResponse | None:
+        """The failure queued for this call, if any; raises nothing for a dropped one."""
+        queued = self._failures.get(method)
+        if not queued:
+            return None
+        return queued.popleft().response(request) or web.Response(status=204)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -122,7 +170,7 @@ class FakeSlack:
 
     # ------------------------------------------------------------------ Web API
 
-    async def _api(self, request: web.Request) -> web.Response:
+    async def _api(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
         args: dict[str, Any] = dict(request.query)
         if request.content_type == "application/json":
@@ -134,6 +182,8 @@ class FakeSlack:
                 args[key] = json.loads(args[key])
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         await self._record(Call(method, args, token))
+        if (failed := self._injected(method, request)) is not None:
+            return failed
         if method == "chat.postMessage":
             await self.open.wait()
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
@@ -146,9 +196,12 @@ class FakeSlack:
         if method == "auth.test":
             return {"ok": True, "user_id": BOT_USER, "bot_id": BOT_ID, "team_id": TEAM,
                     "user": "careerbot", "team": "Fake Workspace", "url": f"{self.base}/"}
-        if method == "chat.postMessage":
-            if args.get("channel") in self.closed_channels:
+        if method in ("chat.postMessage", "chat.postEphemeral"):
+            if args.get("channel") in self.missing_channels:
+                return {"ok": False, "error": "channel_not_found"}
+            if args.get("channel") in self.closed_channels and method == "chat.postMessage":
                 return {"ok": False, "error": "not_in_channel"}
+        if method == "chat.postMessage":
             return {"ok": True, "channel": args.get("channel"), "ts": ts,
                     "message": {"text": args.get("text"), "ts": ts}}
         if method == "chat.postEphemeral":
@@ -160,9 +213,11 @@ class FakeSlack:
             return {"ok": True, "url": f"ws{self.base.removeprefix('http')}/socket"}
         return {"ok": False, "error": "unknown_method"}
 
-    async def _response_url(self, request: web.Request) -> web.Response:
+    async def _response_url(self, request: web.Request) -> web.StreamResponse:
         await self._record(Call("response_url", await request.json()
                                 | {"key": request.match_info["key"]}))
+        if (failed := self._injected("response_url", request)) is not None:
+            return failed
         return web.Response(text="ok")
 
     # ------------------------------------------------------------------ Socket Mode

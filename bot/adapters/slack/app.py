@@ -27,6 +27,12 @@ from slack_bolt.authorization.async_authorize import AsyncAuthorize
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -35,6 +41,7 @@ from bot.adapters.errors import ConfigurationError
 from bot.adapters.slack.render import (
     FEEDBACK,
     FOLLOWUP,
+    MAX_BLOCKS,
     PICK_ASPECT,
     SHARE,
     SlackMessage,
@@ -49,7 +56,8 @@ from bot.ops import HEALTH_PATH, MAX_BODY_BYTES, start_server
 from bot.runtime import Runtime
 from bot.settings import Settings
 
-__all__ = ["EVENTS_PATH", "HEALTH_PATH", "build_app", "run_slack", "start_http"]
+__all__ = ["EVENTS_PATH", "HEALTH_PATH", "ResponseUrlError", "build_app", "retry_handlers",
+           "run_slack", "start_http"]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +105,26 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def retry_handlers() -> list[AsyncRetryHandler]:
+    """How a call to Slack (Web API or response_url) is retried, by slack_sdk's own
+    handlers: a 429 after its Retry-After, a 500 or 503 and a dropped connection after a
+    backoff (0.5, 1, 2 s). Three retries in all at most, so an answer gives up within
+    seconds rather than holding a listener for a minute."""
+    return [AsyncConnectionErrorRetryHandler(max_retry_count=3),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=3)]
+
+
+class ResponseUrlError(Exception):
+    """A response_url answered other than 2xx (after the retries); the message names the
+    status and Slack's short reason, never the URL (it is a credential) or the text."""
+
+    def __init__(self, status: int, body: str):
+        self.status = status
+        self.reason = f"response_url {status}"
+        super().__init__(f"{self.reason}: {body[:60]!r}")
+
+
 class _Respond:
     """bolt's `respond()` for what careerbot sends, over the app's shared HTTP session."""
 
@@ -106,8 +134,23 @@ class _Respond:
     async def __call__(self, **message: Any) -> None:
         if not self.url:
             raise ValueError("this request has no response_url to respond to")
-        await AsyncWebhookClient(url=self.url, session=self.session).send_dict(
+        sent = await AsyncWebhookClient(url=self.url, session=self.session,
+                                        retry_handlers=retry_handlers()).send_dict(
             {key: value for key, value in message.items() if value is not None})
+        if not 200 <= sent.status_code < 300:
+            raise ResponseUrlError(sent.status_code, sent.body or "")
+
+
+def _why_undelivered(error: Exception) -> str | None:
+    """The reason an answer never reached Slack, or None for an error of careerbot's own."""
+    if isinstance(error, SlackApiError):
+        code = error.response.get("error") if error.response is not None else None
+        return str(code or f"http {getattr(error.response, 'status_code', '?')}")
+    if isinstance(error, ResponseUrlError):
+        return error.reason
+    if isinstance(error, (ClientError, TimeoutError)):
+        return type(error).__name__
+    return None
 
 
 class _Careerbot:
@@ -167,7 +210,17 @@ class _Careerbot:
             try:
                 await listener(**kwargs)
             except Exception as exc:
-                await self.on_error(exc)
+                if (reason := _why_undelivered(exc)) is None:
+                    await self.on_error(exc)
+                else:
+                    self._undelivered(listener.__name__, reason)
+
+    def _undelivered(self, where: str, reason: str) -> None:
+        """An answer that Slack would not take, after slack_sdk's retries: counted and
+        logged once, with why but without what it said or who asked."""
+        self.rt.metrics.undelivered.labels("slack", reason).inc()
+        log.warning("an answer could not be delivered (%s): %s", where, reason,
+                    extra={"fields": {"platform": "slack", "reason": reason}})
 
     async def on_error(self, error: Exception) -> None:
         self.rt.metrics.errors.labels("slack").inc()
@@ -224,8 +277,35 @@ class _Careerbot:
                                             **notice(refusal))
             return
         reply = await self._answer(text, user, _conversation(team, channel, thread))
-        await client.chat_postMessage(channel=channel, thread_ts=thread, **self._render(reply))
+        try:
+            await client.chat_postMessage(channel=channel, thread_ts=thread,
+                                          **self._render(reply))
+        except SlackApiError as exc:  # removed from the channel, or never in it
+            if exc.response.get("error") not in _UNREACHABLE:
+                raise
+            await self._tell_privately(client, channel, user, thread, reply,
+                                       str(exc.response.get("error")))
         self.recorder.question(reply, text=text, platform="slack", user=user, channel=channel)
+
+    async def _tell_privately(self, client: AsyncWebClient, channel: str, user: str,
+                              thread: str | None, reply: Reply, error: str) -> None:
+        """The answer the bot could not post in `channel`, to the asker alone: as an
+        ephemeral message there, else in a DM, with a word on why."""
+        why = ("I can't post in that channel (I'm not a member: `/invite` me there), so "
+               "here is my answer just for you.")
+        message = self._render(reply)
+        blocks = list(message.get("blocks", []))
+        if len(blocks) < MAX_BLOCKS:
+            blocks.insert(0, notice(why)["blocks"][0])
+        log.info("cannot post in %s (%s): answering the asker privately", channel, error)
+        try:
+            await client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread,
+                                            text=message.get("text", why), blocks=blocks)
+        except SlackApiError as exc:
+            if exc.response.get("error") not in _UNREACHABLE:
+                raise
+            await client.chat_postMessage(channel=user, text=message.get("text", why),
+                                          blocks=blocks)
 
     # ------------------------------------------------------------------ /careerbot
 
@@ -426,7 +506,8 @@ def build_app(engine: Engine, settings: Settings, client: AsyncWebClient | None 
     `recorder` notes questions and votes (learning from use); none records nothing.
     """
     client = client or AsyncWebClient(token=settings.slack_bot_token,
-                                      base_url=_api_url(settings))
+                                      base_url=_api_url(settings),
+                                      retry_handlers=retry_handlers())
     app = CareerbotApp(client=client, signing_secret=settings.slack_signing_secret,
                        authorize=_OneWorkspace(client),
                        process_before_response=True)  # see _Careerbot._acked

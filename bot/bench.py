@@ -392,6 +392,47 @@ def generate_knowledge(shipped: Path, target: Path, factor: int, seed: int = 5,
 # ---------------------------------------------------------------------- 1. latency
 
 
+def adversarial_messages(limit: int, seed: int) -> dict[str, str]:
+    """Legal messages (under the length cap) built to cost the matcher most: many
+    sentences and questions to score, long runs of words every topic uses, words that
+    send every token through typo correction."""
+    rng = random.Random(seed)
+    ours = ("data scientist ml engineer salary tools python switch career what how which "
+            "skills education deploy models").split()
+
+    def made_up() -> str:
+        return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(5, 9)))
+
+    return {kind: text[:limit] for kind, text in {
+        "one question, 500 times": "ds? " * 500,
+        "80 questions": " ".join(f"what do {rng.choice(ours)} {rng.choice(ours)} earn?"
+                                 for _ in range(80)),
+        "200 two-word sentences": ". ".join(f"{rng.choice(ours)} {rng.choice(ours)}"
+                                            for _ in range(200)),
+        "400 topic words, one sentence": " ".join(rng.choice(ours) for _ in range(400)),
+        "250 made-up words": " ".join(made_up() for _ in range(250)),
+        "one letter": "z" * limit,
+        "punctuation": "?!." * limit,
+    }.items()}
+
+
+def _adversarial(engine: Any, limit: int, rounds: int) -> dict[str, float]:
+    """Each kind's slowest answer over `rounds` fresh messages, with the matcher's
+    per-message caches emptied first: the cost of a message never seen before."""
+    from bot.core import Query
+
+    slowest: dict[str, float] = {}
+    for seed in range(rounds):
+        for kind, text in adversarial_messages(limit, seed).items():
+            matcher = engine._state.matcher
+            matcher._analyses.clear()
+            matcher._window_scores.clear()
+            t0 = time.perf_counter()
+            engine.answer(Query(text=text))
+            slowest[kind] = max(slowest.get(kind, 0.0), time.perf_counter() - t0)
+    return slowest
+
+
 def bench_latency(b: Bench) -> None:
     from bot.core import Engine, Query
 
@@ -442,6 +483,13 @@ def bench_latency(b: Bench) -> None:
     b.row(1, "first pass median (typo cache cold)", _ms(_median(cold_ours)),
           f"naive {_ms(_median(cold_naive))}", _fmt_x(_x(_median(cold_ours),
                                                           _median(cold_naive))))
+    worst = _adversarial(engine, engine.settings.max_message_chars,
+                         2 if b.plan.quick else 5)
+    kind = max(worst, key=worst.__getitem__)
+    b.results["latency"]["adversarial_ms"] = {k: _r(v * 1000) for k, v in worst.items()}
+    b.row(1, f"worst message under the length cap ({len(worst)} adversarial kinds)",
+          _ms(worst[kind]), f"({kind})", "", "<= 20 ms", worst[kind] <= 0.020,
+          figure=_r(worst[kind] * 1000))
     if single:
         b.row(1, f"topic right, dev single questions ({len(single)})",
               f"{100 * engine_right / len(single):.1f}%",

@@ -51,6 +51,7 @@ _NEIGHBOURS: dict[int, dict[str, tuple[str, ...]]] = {}
 _STOPWORDS: dict[frozenset[str], frozenset[str]] = {}
 _KEPT_CORRECTIONS = 1 << 16
 _FOREIGN = 0.3  # share of foreign letters, or (its complement) of known words, that is English
+_TYPO_LOOKUPS = 24  # new words a message may have corrected (see _Budget)
 _KEPT_SCORES = 256  # analyses and scored windows kept per matcher (see Matcher._scores)
 _VERSUS = "@versus"
 # Scoring: nearest example (weighted token F1), votes of the words, string similarity,
@@ -67,7 +68,7 @@ _PHRASE_SPELLING = 85    # fuzz.ratio from which a few words spell a role name o
 _PHRASE_WORD_SPELLING = 60  # ... and each of its words this close to the name's word
 # switching between our two roles; a move into one from elsewhere asks what it needs
 _SWITCH, _SKILLS = "crossover", "skills"
-_MAX_QUESTIONS = 6       # questions of one message scored: its first three and last three
+_MAX_QUESTIONS = 4       # questions of one message scored: its first two and last two
 _STORY_WEIGHT = 0.9      # the whole of a long message counts this much beside its question
 _SMALL_TALK_SURE = 0.7  # small talk with one word of its own is answered from here
 _COMMON = 3             # a word is a typo of one a slip away and this many times as common
@@ -204,12 +205,15 @@ def _questions(sentences: list[str]) -> list[str]:
             if k and len(words) <= 6 and _POINTING.intersection(words):
                 sentence = f"{sentences[k - 1]} {sentence}"
             asked.append(sentence)
-    # each distinct question once, and a bounded number of them: a message of 500
-    # "ds?" costs what one of a few questions does
-    asked = list(dict.fromkeys(asked))
-    if len(asked) > _MAX_QUESTIONS:
-        asked = asked[:_MAX_QUESTIONS // 2] + asked[-(_MAX_QUESTIONS // 2):]
-    return asked
+    return list(dict.fromkeys(asked))  # each distinct question once
+
+
+def _bounded(questions: list[str]) -> list[str]:
+    """The questions a message is scored by, a bounded number of them: a message of 80
+    questions costs what one of a few does."""
+    if len(questions) <= _MAX_QUESTIONS:
+        return questions
+    return questions[:_MAX_QUESTIONS // 2] + questions[-(_MAX_QUESTIONS // 2):]
 
 
 # a second ask inside one sentence: "what does a DS earn, and how hard is it to switch?"
@@ -237,6 +241,19 @@ def asks(text: str) -> list[str]:
             found.append(carried)
     found = list(dict.fromkeys(found))
     return found[:_MAX_ASKS] if len(found) > 1 else []
+
+
+class _Budget:
+    """Typo lookups one message may make that no earlier message made (each costs a
+    rapidfuzz pass over the vocabulary): real messages need a few; 250 made-up words
+    would need 250."""
+
+    def __init__(self, lookups: int = _TYPO_LOOKUPS):
+        self.left = lookups
+
+    def spend(self) -> bool:
+        self.left -= 1
+        return self.left >= 0
 
 
 @dataclass(frozen=True)
@@ -526,7 +543,7 @@ class Matcher:
 
     # ------------------------------------------------------------------ analysis
 
-    def _correct(self, word: str) -> str:
+    def _correct(self, word: str, budget: _Budget | None = None) -> str:
         if word in self._known or not word.isalpha():
             return word
         single = _DOUBLE.sub(r"\1", word)  # "heyy", "soo": a letter held down
@@ -536,6 +553,8 @@ class Matcher:
             return word
         corrected = self._corrections.get(word)
         if corrected is None:
+            if budget is not None and not budget.spend():
+                return word  # this message has had its share of lookups: as typed
             if len(self._corrections) >= _KEPT_CORRECTIONS:
                 self._corrections.clear()
             corrected = self._corrections[word] = self._correct_uncached(word)
@@ -558,14 +577,18 @@ class Matcher:
         best = min(hits, key=lambda h: (h[1], h[0][0] != word[0], -self._frequency[h[0]]))
         return best[0]
 
-    def analyse(self, text: str, correct: bool = True) -> Analysis:
+    def analyse(self, text: str, correct: bool = True, budget: _Budget | None = None
+                ) -> Analysis:
+        """`text` read: corrected (within `budget`, when given), canonicalised, scored
+        terms. A message's parts are read more than once: the last few hundred are kept."""
         if not correct:
             return self._read(normalise(text).split())
-        analysis = self._analyses.get(text)  # a message's parts are read more than once
+        analysis = self._analyses.get(text)
         if analysis is None:
             if len(self._analyses) >= _KEPT_SCORES:
                 self._analyses.clear()
-            words = self._spell_phrases([self._correct(w) for w in normalise(text).split()])
+            words = self._spell_phrases([self._correct(w, budget)
+                                         for w in normalise(text).split()])
             analysis = self._analyses[text] = self._read(words)
         return analysis
 
@@ -692,7 +715,7 @@ class Matcher:
         # Candidates are the topics sharing a meaningful word with the question (any word,
         # when it has none: "what is a data scientist?"); common words only add weight.
         seeds = [t for t in weights if self._discount(t) == 1.0] or list(weights)
-        rest = [t for t in weights if t not in seeds]
+        rest = frozenset(weights).difference(seeds)
         votes: dict[int, float] = {}
         candidates: set[int] = set()
         for term, w in weights.items():
@@ -716,8 +739,8 @@ class Matcher:
             i = self._example_owner[e]
             if i in excluded:
                 continue
-            terms = self._example_terms[e]
-            shared += sum(weights[t] for t in rest if t in terms)
+            # the smaller of the two sets is walked: a long message meets short examples
+            shared += sum(weights[t] for t in self._example_terms[e] & rest)
             precision, recall = shared / wq, shared / self._example_weight[e]
             f1 = _W_EXAMPLE * 2 * precision * recall / (precision + recall)
             if f1 > partial[i]:
@@ -774,13 +797,14 @@ class Matcher:
         """The answer to `text`; `around` is the message it was asked in, when it is one
         ask of several (it says which roles the asker is moving between)."""
         text = _drop_negated(text)
-        whole = self.analyse(text)
+        budget = _Budget()  # typo lookups this message may make, all its parts together
+        whole = self.analyse(text, budget=budget)
         sentences = [s for s in _SENTENCE.split(text.strip()) if s.strip()]
-        questions = _questions(sentences)
+        questions = _bounded(_questions(sentences))
         totals: dict[int, float] = {}
         windows = self._windows(text, sentences, questions)
         for window in windows:
-            analysis = whole if window is text else self.analyse(window)
+            analysis = whole if window is text else self.analyse(window, budget=budget)
             # the story around a question helps it, but alone it makes no answer to an
             # unrelated question ("...I studied economics. what's the weather like?")
             weight = _STORY_WEIGHT if window is text and len(windows) > 1 else 1.0
@@ -789,32 +813,34 @@ class Matcher:
         ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)
         candidates = tuple(Candidate(self._docs[i].label, round(min(s, 1.0), 4),
                                      self._docs[i].out_of_scope) for i, s in ranked[:5])
-        asked = self._asked(whole, sentences, questions)
+        asked = self._asked(whole, sentences, questions, budget)
         # the questions of a message of several sentences, when they name a role: "I know
         # what a data scientist is. What's an ML engineer?" is about ML engineers
         focus = asked if questions and asked.roles else whole
         decided = self._decide(whole, candidates, focus, asked,
-                               self.analyse(around) if around else whole)
-        if decided.decline_reason == "low_confidence" and self._foreign(text):
+                               self.analyse(around, budget=budget) if around else whole)
+        if decided.decline_reason == "low_confidence" and self._foreign(text, budget):
             return replace(decided, decline_reason="not_english")
         return decided
 
-    def _foreign(self, text: str) -> bool:
+    def _foreign(self, text: str, budget: _Budget) -> bool:
         """Written in another language, as far as this base can tell: mostly letters
         outside English's alphabet, or mostly words it neither knows nor corrects."""
         letters = [c for c in text if c.isalpha()]
         if len(letters) >= 4 and sum(not c.isascii() for c in letters) > _FOREIGN * len(letters):
             return True
         words = normalise(text).split()
-        known = sum(self._correct(w) in self._known for w in words)
+        known = sum(self._correct(w, budget) in self._known for w in words)
         return len(words) >= 3 and known < (1 - _FOREIGN) * len(words)
 
-    def _asked(self, whole: Analysis, sentences: list[str], questions: list[str]) -> Analysis:
+    def _asked(self, whole: Analysis, sentences: list[str], questions: list[str],
+               budget: _Budget) -> Analysis:
         """What a message asks: all of one sentence; of several, its questions, or else
         its last sentence (see _windows)."""
         if len(sentences) < 2:
             return whole
-        return self.analyse(" ".join(questions) if questions else sentences[-1])
+        return self.analyse(" ".join(questions) if questions else sentences[-1],
+                            budget=budget)
 
     def _decide(self, analysis: Analysis, candidates: tuple[Candidate, ...],
                 focus: Analysis | None = None, asked: Analysis | None = None,

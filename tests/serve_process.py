@@ -68,8 +68,9 @@ async def serve(*args: str, env: dict[str, str], cwd: Path) -> AsyncIterator[Ser
     """`careerbot serve *args`, stopped (SIGTERM, then SIGKILL) when the block ends."""
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("SLACK_", "DISCORD_", "CAREERBOT_", "REDIS_"))}
+    # a short grace: SIGTERM's settle pause (a quarter of it, up to 5 s) ends tests soon
     base |= {"PYTHONPATH": str(ROOT), "CAREERBOT_HOST": "127.0.0.1", "CAREERBOT_PORT": "0",
-             "CAREERBOT_LEARNING": "off"}
+             "CAREERBOT_LEARNING": "off", "CAREERBOT_SHUTDOWN_GRACE": "4"}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "serve", *args, cwd=cwd, env=base | env,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,

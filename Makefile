@@ -2,26 +2,34 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# what running needs (the platforms, Redis), and on top of it what testing needs;
+# both pinned by constraints.txt (`make lock` refreshes it)
+RUN_STAMP  := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
+PIP := $(BIN)/pip install --quiet --constraint constraints.txt
 
-.PHONY: run test lint bench clean k8s-knowledge fingerprint
+.PHONY: run test lint bench clean k8s-knowledge fingerprint lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[slack,discord,redis,test]'
-	touch $(STAMP)
+$(RUN_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e '.[slack,discord,redis]'
+	touch $(RUN_STAMP)
+
+$(TEST_STAMP): $(RUN_STAMP)
+	$(PIP) -e '.[slack,discord,redis,test]'
+	touch $(TEST_STAMP)
 
 ## run: start the bot (Slack and/or Discord when their tokens are set, else the console chat)
-run: $(STAMP)
-	$(BIN)/careerbot run
+run: $(RUN_STAMP)
+	@$(BIN)/careerbot run || { status=$$?; [ $$status -eq 130 ] || exit $$status; }
 
 ## test: install what the tests need and run them all
 # The Redis tests start their own redis-server: install it where it is missing
 # (as root, with apt-get); otherwise they fail saying so.
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/ruff check bot tests
 	$(BIN)/mypy
 	@command -v redis-server >/dev/null 2>&1 || { \
@@ -34,12 +42,12 @@ test: $(STAMP)
 	  fi; }
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check bot tests
 	$(BIN)/mypy
 
 ## k8s-knowledge: regenerate deploy/k8s/knowledge-configmap.yaml from knowledge/
-k8s-knowledge: $(STAMP)
+k8s-knowledge: $(RUN_STAMP)
 	$(BIN)/python deploy/k8s/knowledge_configmap.py
 
 ## fingerprint: regenerate eval/seed_fingerprint.json from the articles (SEEDS=folder)
@@ -47,8 +55,18 @@ SEEDS ?= ../shared/seeds
 fingerprint:
 	$(PYTHON) eval/fingerprint.py $(SEEDS)
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/careerbot bench
+
+## lock: refresh constraints.txt, the exact versions make, CI and the image install
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet -e '.[slack,discord,redis,test]'
+	{ echo "# pinned by \`make lock\` from pyproject.toml; make, CI and deploy/Dockerfile install with it"; \
+	  .lock-venv/bin/pip freeze --exclude-editable; } > constraints.txt
+	rm -rf .lock-venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

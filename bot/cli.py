@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import BinaryIO
 
@@ -170,6 +172,13 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Whatever the settings allow: Slack and/or Discord, else the console chat."""
     if not (settings.slack_enabled or settings.discord_enabled):
+        if not sys.stdin.isatty():
+            # a container or a service: no chat to hold, and nothing to serve
+            print("careerbot run: no platform is configured (set SLACK_BOT_TOKEN with "
+                  "SLACK_APP_TOKEN or SLACK_SIGNING_SECRET, or DISCORD_TOKEN; see "
+                  "deploy/SLACK.md, deploy/DISCORD.md), and without a terminal there is no "
+                  "console chat to start", file=sys.stderr)
+            return 2
         return cmd_chat(args, settings)
     from bot.serve import serve
 
@@ -215,28 +224,45 @@ def _port(text: str) -> int:
     return port
 
 
+def _version() -> str:
+    try:
+        return metadata.version("careerbot")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="careerbot", description="Data scientist or ML engineer? Career answers in chat.")
-    parser.add_argument("--knowledge", help="knowledge directory (default: the shipped one)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    sub = parser.add_subparsers(dest="command")
+    parser.add_argument("--version", action="version", version=f"careerbot {_version()}")
+    # the options every command takes, before the command or after it
+    common = argparse.ArgumentParser(add_help=False)
+    for where, default in ((parser, None), (common, argparse.SUPPRESS)):
+        where.add_argument("--knowledge", default=default,
+                           help="knowledge directory (default: the shipped one)")
+        where.add_argument("-v", "--verbose", action="store_true", default=default or False,
+                           help="log more")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("chat", help="the local console chat")
+    def command(name: str, **options: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **options)  # type: ignore[arg-type]
+
+    p = command("chat", help="the local console chat")
     p.set_defaults(func=cmd_chat)
-    p = sub.add_parser("run", help="serve the platforms whose tokens are set, else chat")
+    p = command("run", help="serve the platforms whose tokens are set, else chat")
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("ask", help="one answer, or --jsonl for the batch interface")
-    p.add_argument("question", nargs="*")
+    p = command("ask", help="one answer, or --jsonl for the batch interface")
+    p.add_argument("question", nargs="*", help="the question, in plain words")
     p.add_argument("--jsonl", action="store_true",
                    help='read {"text": ..., "session": ...} lines from stdin, write JSON lines')
     p.set_defaults(func=cmd_ask)
-    p = sub.add_parser("validate", help="check a knowledge directory")
-    p.add_argument("directory", nargs="?")
+    p = command("validate", help="check a knowledge directory")
+    p.add_argument("directory", nargs="?",
+                   help="the knowledge directory (default: the shipped one)")
     p.set_defaults(func=cmd_validate)
-    p = sub.add_parser("eval", help="score labelled question sets, or cross-validate the "
+    p = command("eval", help="score labelled question sets, or cross-validate the "
                                     "knowledge base's own examples")
-    p.add_argument("files", nargs="*")
+    p.add_argument("files", nargs="*", help="labelled JSONL files, e.g. eval/*.jsonl")
     p.add_argument("--folds", type=int, default=0,
                    help="hold out each of N slices of the examples in turn and ask them of "
                         "a matcher built from the rest (no files needed)")
@@ -245,11 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "sentences of unrelated personal story before it")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
-    p = sub.add_parser("serve", help="serve Slack and/or Discord")
-    p.add_argument("platform", choices=["slack", "discord", "all"])
+    p = command("serve", help="serve Slack and/or Discord")
+    p.add_argument("platform", choices=["slack", "discord", "all"],
+                   help="which platform to serve (all: both, in one process)")
     p.add_argument("--port", type=_port, default=None, help="Slack HTTP mode port")
     p.set_defaults(func=cmd_serve)
-    p = sub.add_parser("bench", help="measure latency, growth, reload, start-up, memory, load")
+    p = command("bench", help="measure latency, growth, reload, start-up, memory, load")
     p.add_argument("--quick", action="store_true", help="smaller counts (for a test)")
     p.add_argument("--json", default="bench-results.json", metavar="PATH",
                    help="where to write the figures (default: bench-results.json)")
@@ -260,14 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", action="store_true",
                    help="also print cProfile of Engine.answer and Engine.reload")
     p.set_defaults(func=cmd_bench)
-    p = sub.add_parser("report", help="what people asked that careerbot could not answer")
+    p = command("report", help="what people asked that careerbot could not answer")
     p.add_argument("--since", default="7d",
                    help="an age (7d, 24h, 2w) or a date (2024-05-01); default 7d")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.add_argument("--suggest", action="store_true",
                    help="YAML example questions to add to topic files, from the clusters")
     p.set_defaults(func=cmd_report)
-    p = sub.add_parser("discord", help="Discord housekeeping")
+    p = command("discord", help="Discord housekeeping")
     dsub = p.add_subparsers(dest="discord_command", required=True)
     d = dsub.add_parser("sync-commands", help="register the slash commands with Discord")
     d.add_argument("--guild", type=int, default=None,
@@ -294,3 +321,6 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args, settings) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `careerbot ask ... | head`: the reader left, and that is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

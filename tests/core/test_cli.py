@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EVAL
+from conftest import EVAL, ROOT
 
 
 def careerbot(*args: str, stdin: str = "", cwd: Path | None = None,
@@ -175,3 +175,26 @@ def test_console_reload_reports_hostile_files_and_keeps_serving(knowledge_copy):
     for name in ("pipe.yaml", "loop.yaml", "x.yaml"):
         assert f"topics/{name}" in out
     assert "$120k" in out  # still answering from the knowledge it had
+
+
+def test_version_and_help_for_every_command_and_argument():
+    out = careerbot("--version")
+    assert out.returncode == 0 and out.stdout.startswith("careerbot ")
+    for command in ("chat", "run", "ask", "validate", "eval", "serve", "bench", "report"):
+        text = careerbot(command, "--help").stdout
+        assert "--knowledge" in text, command  # the global options work after it too
+        for line in text.split("positional arguments:", 1)[1:]:
+            for arg in line.split("options:")[0].strip().splitlines():
+                if arg.startswith("  ") and not arg.startswith("    "):  # a positional
+                    assert len(arg.split(None, 1)) == 2, (command, arg)  # ... with a help line
+
+
+def test_global_options_after_the_command():
+    out = careerbot("ask", "--knowledge", "knowledge", "what do MLEs earn?", cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.startswith("Salary and compensation")
+
+
+def test_run_with_no_tokens_and_no_terminal_says_what_to_set(tmp_path):
+    out = careerbot("run", cwd=tmp_path)  # stdin is a pipe here, as in a container
+    assert out.returncode == 2
+    assert "SLACK_BOT_TOKEN" in out.stderr and "DISCORD_TOKEN" in out.stderr

@@ -57,8 +57,13 @@ def render_text(reply: Reply, width: int = 88, ansi: bool = False) -> str:
     if reply.comparison and reply.comparison.rows:
         out += [""] + _table(reply.comparison, width)
     if reply.sources:
-        out += [""] + textwrap.wrap("Sources: " + "; ".join(s.title for s in reply.sources),
-                                    width)
+        # one line each: a terminal shows the address whole, where it can be clicked or copied
+        out += ["", "Sources:"]
+        for s in reply.sources:
+            cited = s.title + (f", {s.by}" if s.by else "")
+            out += textwrap.wrap(cited, width, initial_indent="  • ", subsequent_indent="    ")
+            if s.url:
+                out.append(f"    {s.url}")
     if reply.suggestions:
         out += [""] + [f"  [{i}] {s.label}" for i, s in enumerate(reply.suggestions, 1)]
     return "\n".join(out)

@@ -451,9 +451,27 @@ def _load_sources(root: Path, errors: _Collector) -> dict[str, Source]:
             errors.add("sources.yaml", str(sid), "must be a mapping with title")
             continue
         title = _text(entry.get("title"), "sources.yaml", f"{sid}.title", errors)
+        url = _url(entry.get("url"), f"{sid}.url", errors)
         if title:
-            sources[str(sid)] = Source(id=str(sid), title=title, by=str(entry.get("by") or ""))
+            sources[str(sid)] = Source(id=str(sid), title=title, by=str(entry.get("by") or ""),
+                                       url=url)
     return sources
+
+
+_URL = re.compile(r"^https?://[^\s/?#<>|]+\.[^\s/?#<>|]+(?:[/?#][^\s<>|]*)?$", re.IGNORECASE)
+
+
+def _url(value: Any, name: str, errors: _Collector) -> str:
+    """An optional source URL: absolute http(s) with a host, nothing a renderer's link
+    syntax would break on (whitespace, <, >, |)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not _URL.match(value.strip()):
+        shown = value if isinstance(value, str) else type(value).__name__
+        errors.add("sources.yaml", name, f"must be an http(s) URL such as "
+                   f"https://example.com/article, got {str(shown)[:80]!r}")
+        return ""
+    return value.strip()
 
 
 def _load_vocabulary(root: Path, errors: _Collector) -> Vocabulary:

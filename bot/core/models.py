@@ -34,9 +34,13 @@ class Query:
 
 @dataclass(frozen=True)
 class Source:
+    """One article the answers come from: its title, who wrote or published it, and
+    where a reader finds it (`url`, an http(s) address, empty when none is known)."""
+
     id: str
     title: str
     by: str = ""
+    url: str = ""
 
 
 @dataclass(frozen=True)

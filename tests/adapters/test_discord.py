@@ -37,7 +37,7 @@ with warnings.catch_warnings():
     )
 from bot.adapters.errors import ConfigurationError
 from bot.core import Comparison, ComparisonRow, Engine, Reply
-from bot.core.models import Suggestion
+from bot.core.models import Source, Suggestion
 from bot.logs import user_ref
 from bot.settings import Settings
 from tests.fakes.discord import EPHEMERAL, FakeDiscord, Request
@@ -121,7 +121,9 @@ async def test_ask_answers_with_an_embed_sources_and_buttons(bot: FakeDiscord):
     [embed] = message["embeds"]
     assert embed["title"] == "Salary and compensation: ML engineer"
     assert embed["description"]
-    assert embed["footer"]["text"].startswith("Sources: ")
+    [sources] = [f for f in embed["fields"] if f["name"] == "Sources"]
+    assert "](https://bluebirdinternational.com/" in sources["value"]  # a link, not a footer
+    assert "footer" not in embed
     assert len(message["components"]) == 2  # a row of follow-ups, a row of votes
     ids = [b["custom_id"] for b in buttons(message)]
     assert ids[:3] == ["careerbot:ask:career_path:ml_engineer",
@@ -575,3 +577,26 @@ def test_split_text_prefers_the_best_boundary(text: str, limit: int, expected: l
 def test_plain_text_pages_fit_a_message():
     pages = render_text("A line of a reload report.\n" * 200)
     assert len(pages) > 1 and all(len(p.content) <= 2000 for p in pages)
+
+
+def test_sources_are_markdown_links_in_a_field_with_markup_escaped():
+    reply = Reply(title="T", text="Answer.", topic="salary", role="both", sources=(
+        Source("a", "Roles [and] *more*", by="A_B", url="https://example.com/wiki/X_(y)"),
+        Source("b", "No address known", by="a blog")))
+    [page] = render(reply)
+    [embed] = page.embeds
+    assert embed.footer.text is None  # a footer cannot hold a link
+    [field] = embed.fields
+    assert field.name == "Sources"
+    assert field.value == ("• [Roles \\[and\\] \\*more\\*](https://example.com/wiki/X_%28y%29)"
+                           " (A\\_B)\n• No address known (a blog)")
+
+
+def test_many_sources_keep_every_field_within_its_limit():
+    many = tuple(Source(str(i), "T" * 200, url=f"https://example.com/{i}") for i in range(40))
+    pages = render(Reply(title="T", text="Answer.", topic="salary", sources=many))
+    fields = [f for p in pages for e in p.embeds for f in e.fields]
+    assert [f.name for f in fields][:2] == ["Sources", "Sources (continued)"]
+    assert all(len(f.value or "") <= FIELD_VALUE_CHARS for f in fields)
+    assert sum((f.value or "").count("](https://") for f in fields) == 40
+    assert all(sum(len(e) for e in p.embeds) <= EMBED_CHARS for p in pages)

@@ -29,7 +29,7 @@ from bot.adapters.errors import ConfigurationError
 from bot.adapters.slack.app import EVENTS_PATH, HEALTH_PATH, build_app, run_slack, start_http
 from bot.adapters.slack.render import MAX_BLOCKS, MAX_FALLBACK, MAX_SECTION, escape, render
 from bot.core import Engine, Knowledge, Reply
-from bot.core.models import Comparison, ComparisonRow, Suggestion
+from bot.core.models import Comparison, ComparisonRow, Source, Suggestion
 from bot.logs import user_ref
 from bot.ops import LIVE_QUERY, METRICS_PATH
 from bot.settings import MatchSettings, Settings
@@ -624,3 +624,29 @@ def test_render_keeps_within_slack_limits(reply: Reply) -> None:
 def test_escape(raw: str, safe: str) -> None:
     assert escape(raw) == safe
     assert safe in render(_reply(raw))["text"]
+
+
+def _sources_line(message: Any) -> str:
+    [context] = [b for b in message["blocks"] if b["type"] == "context"]
+    return str(context["elements"][0]["text"])
+
+
+def test_sources_render_as_links_with_the_title_escaped() -> None:
+    linked = Source("a", "Roles <b> & more", by="A. Writer <x>", url="https://example.com/a")
+    plain = Source("b", "No address known", by="a blog")
+    line = _sources_line(render(_reply(sources=(linked, plain))))
+    assert line == ("Sources: <https://example.com/a|Roles &lt;b&gt; &amp; more>, "
+                    "A. Writer &lt;x&gt;; _No address known_, a blog")
+
+
+def test_a_long_list_of_sources_is_never_cut_inside_a_link() -> None:
+    many = tuple(Source(str(i), "T" * 200, url=f"https://example.com/{i}") for i in range(40))
+    line = _sources_line(render(_reply(sources=many)))
+    assert len(line) <= MAX_SECTION and line.endswith("…")
+    assert line.count("<") == line.count(">") and line.count("|") == line.count("<")
+
+
+async def test_shipped_answers_link_their_articles(peer: Peer, slack: FakeSlack) -> None:
+    [call] = await slack.responses(await peer.command("compare pay"))
+    assert "<https://bluebirdinternational.com/machine-learning-engineer-vs-data-scientist/|" \
+        in _sources_line(call)

@@ -59,6 +59,39 @@ def test_each_kind_of_error_names_file_and_field(knowledge_copy, change, field, 
     assert has(problems_of(knowledge_copy), "topics/salary.yaml", field, why)
 
 
+@pytest.mark.parametrize("url", [
+    "bluebirdinternational.com/machine-learning-engineer-vs-data-scientist/",  # no scheme
+    "ftp://example.com/article",
+    "javascript:alert(1)",
+    "https://",
+    "https://example.com/a b",
+    "https://example.com/a|b",
+    "https://example.com/<b>",
+    42,
+    "",
+])
+def test_a_source_url_that_is_not_http_names_the_file_and_field(knowledge_copy, url):
+    edit(knowledge_copy / "sources.yaml", lambda d: d["bluebird"].update(url=url))
+    assert has(problems_of(knowledge_copy), "sources.yaml", "bluebird.url",
+               "must be an http(s) URL")
+
+
+def test_source_urls_are_optional_and_loaded(knowledge_copy):
+    edit(knowledge_copy / "sources.yaml", lambda d: d["bluebird"].pop("url"))
+    edit(knowledge_copy / "sources.yaml",
+         lambda d: d["novus"].update(url="HTTPS://Example.com/guide?x=1#faq"))
+    sources = load_knowledge(knowledge_copy).sources
+    assert sources["bluebird"].url == ""
+    assert sources["novus"].url == "HTTPS://Example.com/guide?x=1#faq"
+
+
+def test_the_shipped_sources_carry_a_title_an_author_and_where_shown_a_url(knowledge):
+    for source in knowledge.sources.values():
+        assert source.title and source.by, source.id
+        assert "guide with" not in source.title  # a title, not a description of one
+    assert knowledge.sources["bluebird"].url.startswith("https://bluebirdinternational.com/")
+
+
 def test_an_example_under_two_topics_is_flagged(knowledge_copy):
     shared = "what do these people actually do all week long"
     edit(knowledge_copy / "topics" / "salary.yaml", lambda d: d["examples"].append(shared))

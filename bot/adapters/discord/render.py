@@ -14,7 +14,7 @@ from typing import Any, Protocol, cast
 
 import discord
 
-from bot.core.models import ROLE_NAMES, Comparison, Reply, Role
+from bot.core.models import ROLE_NAMES, Comparison, Reply, Role, Source
 
 __all__ = [
     "NO_MENTIONS",
@@ -32,7 +32,6 @@ DESCRIPTION_CHARS = 4096
 FIELD_NAME_CHARS = 256
 FIELD_VALUE_CHARS = 1024
 FIELDS_PER_EMBED = 25
-FOOTER_CHARS = 2048
 EMBED_CHARS = 6000  # all the embeds of one message together
 EMBEDS_PER_MESSAGE = 10
 BUTTON_LABEL_CHARS = 80
@@ -133,12 +132,34 @@ def _embeds(reply: Reply) -> list[discord.Embed]:
             for name, value in row:
                 last.add_field(name=name, value=value, inline=True)
     if reply.sources:
-        footer = _clip("Sources: " + "; ".join(
-            f"{s.title} ({s.by})" if s.by else s.title for s in reply.sources), FOOTER_CHARS)
-        if len(embeds[-1]) + len(footer) > EMBED_CHARS:
-            embeds.append(discord.Embed(colour=colour))
-        embeds[-1].set_footer(text=footer)
+        # a footer cannot hold a link: the sources are a field, where markdown links work
+        for i, value in enumerate(split_text("\n".join(map(_source, reply.sources)),
+                                             FIELD_VALUE_CHARS)):
+            name = "Sources" if i == 0 else "Sources (continued)"
+            last = embeds[-1]
+            if (len(last.fields) + 1 > FIELDS_PER_EMBED
+                    or len(last) + len(name) + len(value) > EMBED_CHARS):
+                last = discord.Embed(colour=colour)
+                embeds.append(last)
+            last.add_field(name=name, value=value, inline=False)
     return embeds
+
+
+_MARKUP = re.compile(r"([\\\[\]*_~`|<>])")
+
+
+def _source(source: Source) -> str:
+    """One line: the title as a markdown link where there is a URL, then who wrote it.
+
+    Markdown in the title and author is escaped, and the URL's brackets percent-encoded,
+    so neither can end the link early or open another one.
+    """
+    title = _MARKUP.sub(r"\\\1", source.title)
+    if source.url:
+        url = source.url.replace("(", "%28").replace(")", "%29")
+        title = f"[{title}]({url})"
+    by = _MARKUP.sub(r"\\\1", source.by)
+    return f"• {title}" + (f" ({by})" if by else "")
 
 
 def _rows(comparison: Comparison) -> list[list[tuple[str, str]]]:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, TypedDict
 
-from bot.core.models import Comparison, Reply
+from bot.core.models import Comparison, Reply, Source
 
 __all__ = [
     "FEEDBACK",
@@ -109,6 +109,23 @@ def _button(label: str, action_id: str, value: str, style: str | None = None) ->
     return button
 
 
+def _source(source: Source) -> str:
+    """An article as mrkdwn: its title a link where it has a URL (`<url|title>`), then
+    who wrote it. Title and author are escaped, so neither can open a link or a mention."""
+    title = escape(source.title)
+    cited = f"<{escape(source.url)}|{title}>" if source.url else f"_{title}_"
+    return cited + (f", {escape(source.by)}" if source.by else "")
+
+
+def _cut_links(text: str, limit: int) -> str:
+    """`_cut`, never ending inside a `<url|title>` (a cut one would show as raw markup)."""
+    if len(text) <= limit:
+        return text
+    cut = _cut(text, limit)
+    opened = cut.rfind("<")
+    return cut if opened < cut.rfind(">") else cut[:opened].rstrip("; ") + "…"
+
+
 def _comparison(comparison: Comparison) -> list[Block]:
     """Two columns: a section's fields sit side by side, left to right."""
     def fields(left: str, right: str) -> list[Block]:
@@ -126,9 +143,9 @@ def _comparison(comparison: Comparison) -> list[Block]:
 def _footer(reply: Reply, share: str | None, aspects: Sequence[str]) -> list[Block]:
     blocks: list[Block] = []
     if reply.sources:
-        cited = "; ".join(f"_{s.title}_" + (f", {s.by}" if s.by else "") for s in reply.sources)
+        cited = "; ".join(_source(s) for s in reply.sources)
         blocks.append({"type": "context", "elements": [
-            _text("mrkdwn", _cut("Sources: " + escape(cited), MAX_SECTION))]})
+            _text("mrkdwn", _cut_links("Sources: " + cited, MAX_SECTION))]})
     if aspects:
         blocks.append({"type": "actions", "elements": [{
             "type": "static_select",

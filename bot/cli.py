@@ -141,11 +141,18 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from bot.evaluate import cross_validate, evaluate_files
 
-    if not args.files and not args.folds:
+    if not args.files and not args.folds and not args.fit:
         print("give labelled files to score, or --folds N to cross-validate the examples",
               file=sys.stderr)
         return 2
     engine = _engine(settings, args.knowledge)
+    if args.fit:
+        from bot.evaluate import fit_decline_line
+
+        _, lines = fit_decline_line(engine.knowledge, settings.match, args.folds or 5,
+                                    tuple(Path(p) for p in args.files))
+        print("\n".join(lines))
+        return 0
     if args.folds:
         if args.folds < 2:
             print("--folds needs at least 2", file=sys.stderr)
@@ -269,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--perturb", choices=["typos", "story"],
                    help="ask each single question in 3 less clean copies: two typos, or two "
                         "sentences of unrelated personal story before it")
+    p.add_argument("--fit", action="store_true",
+                   help="choose the decline line on the held-out examples (--folds, 5 by "
+                        "default) and any labelled files given, and print how each line does")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
     p = command("serve", help="serve Slack and/or Discord")

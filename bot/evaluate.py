@@ -18,7 +18,7 @@ from bot.settings import MatchSettings
 
 T = TypeVar("T", Topic, OutOfScopeGroup)
 
-__all__ = ["PERTURBATIONS", "EvalResult", "cross_validate", "evaluate_files"]
+__all__ = ["PERTURBATIONS", "EvalResult", "cross_validate", "evaluate_files", "fit_decline_line"]
 
 # Personal context people put before their question, about nothing careerbot answers.
 _STORIES = (
@@ -235,3 +235,54 @@ def cross_validate(knowledge: Knowledge, settings: MatchSettings, folds: int = 5
                                       "got_topic": match.topic, "got_role": match.role,
                                       "confidence": match.confidence})
     return result
+
+
+#: decline lines `fit_decline_line` tries
+LINES = tuple(round(0.30 + 0.02 * k, 2) for k in range(11))
+
+
+def fit_decline_line(knowledge: Knowledge, settings: MatchSettings, folds: int = 5,
+                     paths: tuple[Path, ...] = ()) -> tuple[float, list[str]]:
+    """The decline line that places most questions right, in scope and out alike (their
+    mean), on the base's own examples held out fold by fold and on any labelled `paths`
+    (topic only: examples carry no role). Each question is matched once with no line;
+    every line is then a cut of the same confidences. Returns the line and a table."""
+    open_line = replace(settings, decline_below=0.0)
+    asked: list[tuple[float, str | None, str | None]] = []  # (confidence, answer, wanted)
+    for fold in range(folds):
+        held: list[tuple[str, str | None]] = []
+        topics = {topic_id: _hold_out(topic, topic_id, fold, folds, held)
+                  for topic_id, topic in knowledge.topics.items()}
+        groups = tuple(_hold_out(group, None, fold, folds, held)
+                       for group in knowledge.out_of_scope)
+        matcher = Matcher(replace(knowledge, topics=topics, out_of_scope=groups), open_line)
+        asked += [(m.confidence, m.topic, want) for text, want in held
+                  if (m := matcher.match(text))]
+    if paths:
+        matcher = Matcher(knowledge, open_line)
+        for path in paths:
+            for row in path.read_text(encoding="utf-8").splitlines():
+                item = json.loads(row) if row.strip() else {}
+                if "text" in item:
+                    m = matcher.match(item["text"])
+                    asked.append((m.confidence, m.topic, item.get("topic")))
+
+    def rates(line: float) -> tuple[float, float]:
+        inside = [topic == want and c >= line for c, topic, want in asked if want]
+        outside = [topic is None or c < line for c, topic, want in asked if not want]
+        return sum(inside) / max(len(inside), 1), sum(outside) / max(len(outside), 1)
+
+    table = ["line   in scope   declined   mean"]
+    best = settings.decline_below
+    best_mean = sum(rates(best)) / 2
+    for line in LINES:
+        inside, outside = rates(line)
+        mean = (inside + outside) / 2
+        table.append(f"{line:.2f}   {100 * inside:6.1f}%   {100 * outside:6.1f}%   "
+                     f"{100 * mean:5.1f}%")
+        if mean > best_mean + 0.001:  # a line must do better, not tie, to move
+            best, best_mean = line, mean
+    return best, [f"{len(asked)} questions ({folds} folds of the examples"
+                  + (f", {len(paths)} labelled file(s))" if paths else ")"), *table,
+                  f"fitted decline line: {best:.2f} (CAREERBOT_DECLINE_BELOW; now "
+                  f"{settings.decline_below:.2f})"]

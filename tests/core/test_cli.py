@@ -198,3 +198,15 @@ def test_run_with_no_tokens_and_no_terminal_says_what_to_set(tmp_path):
     out = careerbot("run", cwd=tmp_path)  # stdin is a pipe here, as in a container
     assert out.returncode == 2
     assert "SLACK_BOT_TOKEN" in out.stderr and "DISCORD_TOKEN" in out.stderr
+
+
+def test_eval_fit_chooses_the_decline_line_from_held_out_questions():
+    out = careerbot("eval", "--fit", "--folds", "3", str(EVAL / "dev.jsonl"))
+    assert out.returncode == 0, out.stderr
+    rows = [line.split() for line in out.stdout.splitlines() if line[:2] == "0."]
+    assert len(rows) == 11 and all(len(r) == 4 for r in rows)
+    fitted = float(out.stdout.rsplit("fitted decline line: ", 1)[1].split()[0])
+    best = max(float(r[3].rstrip("%")) for r in rows)
+    # the fitted line is the best of the table, or the line in use when none beats it
+    assert [r for r in rows if float(r[0]) == fitted and float(r[3].rstrip("%")) == best] \
+        or fitted == 0.42

@@ -68,6 +68,8 @@ _PHRASE_SPELLING = 85    # fuzz.ratio from which a few words spell a role name o
 _PHRASE_WORD_SPELLING = 60  # ... and each of its words this close to the name's word
 # switching between our two roles; a move into one from elsewhere asks what it needs
 _SWITCH, _SKILLS = "crossover", "skills"
+# machine learning, the field, set beside data science stands for the ML engineer's career
+_ML = "ml"
 _MAX_QUESTIONS = 4       # questions of one message scored: its first two and last two
 _STORY_WEIGHT = 0.9      # the whole of a long message counts this much beside its question
 _SMALL_TALK_SURE = 0.7  # small talk with one word of its own is answered from here
@@ -925,6 +927,8 @@ class Matcher:
         named = analysis.roles_named
         if topic_id == _SWITCH:
             role = self._target_role(analysis)
+        elif named == {"data_scientist"} and analysis.compares and _ML in analysis.tokens:
+            role = "both"  # "data science or machine learning?": the two careers, side by side
         elif len(named) == 1:
             role = next(iter(named))
         elif len(named) == 2 and not analysis.compares:

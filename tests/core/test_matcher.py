@@ -45,6 +45,8 @@ def label(engine, text: str, conversation: str = "") -> tuple[str | None, str | 
         # a move into one of ours from elsewhere is no switch between them: what it needs
         ("is it hard to become a machine learning engineer?", "skills", "ml_engineer"),
         ("can a data analyst transition into data science?", "skills", "data_scientist"),
+        # machine learning, the field, set beside data science: the two careers
+        ("data science or machine learning, which pays better?", "salary", "both"),
         # the asker's own role is context, not the subject
         ("I'm an MLE, what do data scientists use for dashboards?", "tools", "data_scientist"),
         ("should I become a data scientist or an ML engineer?", "which_to_choose", "both"),

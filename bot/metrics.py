@@ -54,6 +54,14 @@ class Metrics:
                                    "Answers that could not be delivered, after retries, by "
                                    "why (Slack's error code, an HTTP status, a connection "
                                    "error)", ["platform", "reason"], registry=r)
+        self.learning_failures = Counter(
+            "careerbot_learning_failures",
+            "Learning-store calls that failed: a batch of records not written (write), "
+            "the admins' stats not read (read)", ["operation"], registry=r)
+        self.learning_unrecorded = Counter(
+            "careerbot_learning_unrecorded",
+            "Questions and votes never recorded: their batch failed, or the queue was full",
+            registry=r)
         self.store_ok = Gauge("careerbot_store_ok",
                               "1 while the shared store's calls work (as /healthz last saw)",
                               registry=r)

@@ -102,6 +102,8 @@ class Runtime:
         self.draining = False
         self.listening = False
         self.last_reload: dict[str, Any] | None = None
+        #: the learning recorder's health() for /healthz (set where it is made: serve)
+        self.learning: Callable[[], dict[str, Any]] | None = None
         self._platforms: dict[str, Callable[[], bool]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._changed: asyncio.Condition | None = None
@@ -300,6 +302,8 @@ class Runtime:
             "in_flight": len(self._tasks),
             "last_reload": self.last_reload,
         }
+        if self.learning is not None:  # degraded or not, never a reason to be unready
+            body["learning"] = self.learning()
         if self.store.shared:
             body["listening"] = self.listening
         if self.last_reload and not self.last_reload["ok"]:

@@ -62,7 +62,9 @@ async def _serve(settings: Settings, slack: bool, discord: bool, knowledge: str 
     log.info("knowledge version %s loaded (%d topics); replica %s; store %s", engine.version,
              len(engine.knowledge.topics), runtime.replica, store.description)
     await store.open()  # a wrong password stops here; an absent Redis is only a warning
-    recorder = Recorder.from_settings(settings, engine)  # one for both platforms
+    recorder = Recorder.from_settings(settings, engine,  # one for both platforms
+                                      metrics=runtime.metrics)
+    runtime.learning = recorder.health
     if recorder.storage is not None:
         log.info("learning from use: recording to %s", recorder.storage.name)
     port = settings.port if port is None else port

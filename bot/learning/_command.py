@@ -47,7 +47,8 @@ def run_report(settings: Settings, *, since: str = "7d", fmt: str = "table",
     else:
         storage = SQLiteStorage(settings.learning.db_path, create=False)
         if not storage.path.exists():
-            print(f"careerbot: nothing recorded yet ({storage.path} does not exist)",
+            print(f"careerbot: nothing recorded yet: {storage.path} does not exist (the bot "
+                  "creates it with its first record; CAREERBOT_LEARNING_DB says where)",
                   file=sys.stderr)
     try:
         questions, votes = asyncio.run(_read(storage, start))

@@ -16,12 +16,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from bot.core import Engine, Reply
 from bot.learning._records import QuestionKind, QuestionRecord, VoteRecord, keyed_hash
 from bot.learning._report import Report, build_report, stats_reply
 from bot.learning._storage import ANSWERED_TTL, RedisStorage, SQLiteStorage, Storage
 from bot.settings import LearningSettings, Settings
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
 
 __all__ = ["Recorder"]
 
@@ -66,15 +70,22 @@ class Recorder:
     """Records questions and votes for `careerbot report` and the admins' stats.
 
     `Recorder.off()` records nothing (learning disabled, or an adapter under test).
+    With `metrics`, failures are counted there (careerbot_learning_failures_total, and
+    the records they cost in careerbot_learning_unrecorded_total); `health()` is what
+    /healthz shows of it.
     """
 
     def __init__(self, storage: Storage | None, *, engine: Engine | None = None,
                  settings: LearningSettings | None = None,
-                 clock: Callable[[], float] = time.time, queue_size: int = 10_000):
+                 clock: Callable[[], float] = time.time, queue_size: int = 10_000,
+                 metrics: Metrics | None = None):
         self.storage = storage
         self.engine = engine
         self.settings = settings or LearningSettings()
         self.clock = clock
+        self.metrics = metrics
+        self._error: str | None = None  # the last failure, while failing
+        self._unrecorded = 0  # records lost to failures and a full queue, since the start
         self._queue: asyncio.Queue[_Asked | _Voted] = asyncio.Queue(queue_size)
         self._task: asyncio.Task[None] | None = None
         self._opening = asyncio.Lock()
@@ -91,14 +102,15 @@ class Recorder:
         return cls(None)
 
     @classmethod
-    def from_settings(cls, settings: Settings, engine: Engine | None = None) -> Recorder:
+    def from_settings(cls, settings: Settings, engine: Engine | None = None, *,
+                      metrics: Metrics | None = None) -> Recorder:
         """Redis when REDIS_URL is set, else the SQLite file; off if learning is disabled."""
         learning = settings.learning
         if not learning.enabled:
             return cls.off()
         storage: Storage = (RedisStorage(settings.redis_url) if settings.redis_url
                             else SQLiteStorage(learning.db_path))
-        return cls(storage, engine=engine, settings=learning)
+        return cls(storage, engine=engine, settings=learning, metrics=metrics)
 
     @property
     def enabled(self) -> bool:
@@ -142,6 +154,7 @@ class Recorder:
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
             self._dropped += 1
+            self._lost("queue", 1)
             if self._dropped == 1 or self._dropped % 1000 == 0:
                 log.warning("learning: %d record(s) dropped: storage is not keeping up",
                             self._dropped)
@@ -160,7 +173,7 @@ class Recorder:
             else:
                 if self._failing:
                     log.info("learning: recording to %s works again", self._name)
-                    self._failing = False
+                    self._failing, self._error = False, None
             finally:
                 for _ in batch:
                     self._queue.task_done()
@@ -172,8 +185,27 @@ class Recorder:
     def _name(self) -> str:
         return self.storage.name if self.storage is not None else "nowhere"
 
+    def _lost(self, operation: str, records: int) -> None:
+        self._unrecorded += records
+        if self.metrics is not None:
+            if operation != "queue":
+                self.metrics.learning_failures.labels(operation).inc()
+            self.metrics.learning_unrecorded.inc(records)
+
+    def health(self) -> dict[str, Any]:
+        """For /healthz: where records go, and whether the last attempt worked."""
+        if self.storage is None:
+            return {"enabled": False}
+        body: dict[str, Any] = {"enabled": True, "storage": self._name,
+                                "ok": not self._failing, "unrecorded": self._unrecorded}
+        if self._error is not None:
+            body["error"] = self._error
+        return body
+
     def _failed(self, count: int, exc: Exception) -> None:
         what = f"{type(exc).__name__}: {exc}"
+        self._error = what
+        self._lost("write", count)
         if not self._failing:
             log.warning("learning: could not record %d item(s) to %s (%s); answers are "
                         "unaffected", count, self._name, what)
@@ -288,16 +320,21 @@ class Recorder:
                                        until=until)
 
     async def stats(self) -> Reply:
-        """The admins' summary of the last seven days, for chat; never raises."""
+        """The admins' summary of the last seven days, for chat, including what was queued
+        until now (waited for 2 s at most); never raises."""
         if self.storage is None:
             return Reply(title="careerbot stats", kind="notice",
                          text="Learning from use is off (CAREERBOT_LEARNING=off): "
                               "nothing is recorded.")
+        with contextlib.suppress(TimeoutError):  # what was just asked counts too
+            await self.flush(timeout=2.0)
         try:
             report = await self.report(days=7)
         except Exception as exc:
             log.warning("learning: cannot read %s for stats: %s: %s", self._name,
                         type(exc).__name__, exc)
+            if self.metrics is not None:
+                self.metrics.learning_failures.labels("read").inc()
             return Reply(title="careerbot stats", kind="notice",
                          text="I could not read the records just now; the bot's log says why.")
         return stats_reply(report)

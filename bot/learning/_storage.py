@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import secrets
 import sqlite3
@@ -26,6 +27,8 @@ from bot.learning._records import QuestionRecord, VoteRecord
 __all__ = ["RedisStorage", "SQLiteStorage", "Storage"]
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 #: the question behind an answer, kept this long so that a vote can name it
 ANSWERED_TTL = 24 * 3600.0
@@ -98,7 +101,13 @@ class SQLiteStorage:
     while the bot writes). The generated hash key is kept beside it, readable by its
     owner only: `learning.sqlite3` -> `learning.key`.
 
-    With `create=False` (reports) a missing file reads as empty and is not created.
+    Before each call the file is checked to be the one the connection holds: a file
+    (or folder) deleted while the bot runs is created again, with one warning, instead
+    of records going on into a file no name leads to.
+
+    With `create=False` (reports) the file is opened read-only: no journal mode is set,
+    no table created, nothing written (a file the reader may not write is fine). A
+    missing file, or one without the tables, reads as empty and is not created.
     """
 
     def __init__(self, path: str | Path, *, create: bool = True):
@@ -107,6 +116,9 @@ class SQLiteStorage:
         self.name = f"SQLite file {self.path}"
         self._db: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._file: tuple[int, int] | None = None  # (device, inode) of the open file
+        self._tables: frozenset[str] = frozenset()
+        self._key: bytes | None = None  # as read or made, to write again if deleted
 
     @property
     def key_path(self) -> Path:
@@ -129,7 +141,9 @@ class SQLiteStorage:
     def _connect(self) -> None:
         if self._db is not None:
             return
-        if not self.create and not self.path.exists():
+        if not self.create:
+            if self.path.exists():
+                self._open_read_only()
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=5.0)
@@ -137,9 +151,28 @@ class SQLiteStorage:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
+            status = os.stat(self.path)
         except BaseException:
             db.close()
             raise
+        db.row_factory = sqlite3.Row
+        self._db, self._file = db, (status.st_dev, status.st_ino)
+        self._tables = frozenset(("questions", "votes", "answered"))
+
+    def _open_read_only(self) -> None:
+        """mode=ro; if SQLite cannot make the WAL index beside a file no writer has open
+        (a folder the reader may not write), immutable: nothing else is writing it."""
+        uri = self.path.resolve().as_uri()
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=5.0)
+        try:
+            tables = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        except sqlite3.OperationalError:
+            db.close()
+            if Path(f"{self.path}-wal").exists():
+                raise  # a writer has it open: reading around its log would be wrong
+            db = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=5.0)
+            tables = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        self._tables = frozenset(row[0] for row in tables)
         db.row_factory = sqlite3.Row
         self._db = db
 
@@ -153,7 +186,7 @@ class SQLiteStorage:
             executor.shutdown(wait=False)
 
     def _disconnect(self) -> None:
-        db, self._db = self._db, None
+        db, self._db, self._file = self._db, None, None
         if db is not None:
             db.close()
 
@@ -166,10 +199,12 @@ class SQLiteStorage:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            return bytes.fromhex(path.read_text(encoding="ascii").strip())
-        key = secrets.token_bytes(32)
+            self._key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+            return self._key
+        key = self._key or secrets.token_bytes(32)  # the one in use, if it was deleted
         with os.fdopen(fd, "w", encoding="ascii") as out:
             out.write(key.hex() + "\n")
+        self._key = key
         return key
 
     async def write(self, questions: Sequence[QuestionRecord], votes: Sequence[VoteRecord],
@@ -193,9 +228,28 @@ class SQLiteStorage:
                            [(k, text, at) for k, (text, at) in answered.items()])
 
     def _connected(self) -> sqlite3.Connection:
+        if self.create:
+            self._still_there()
         if self._db is None:
             raise RuntimeError(f"{self.name} is not open")
         return self._db
+
+    def _still_there(self) -> None:
+        """Reconnect if the file was deleted or replaced since it was opened (or if
+        opening it again failed last time); warn once each time it is found gone."""
+        if self._db is not None:
+            try:
+                status = os.stat(self.path)
+            except FileNotFoundError:
+                status = None
+            if status is not None and (status.st_dev, status.st_ino) == self._file:
+                return
+            log.warning("learning: %s was deleted or replaced while the bot ran; creating "
+                        "it again (what it held is gone)", self.path)
+            self._disconnect()
+        self._connect()
+        if self._key is not None and not self.key_path.exists():
+            self._read_or_make_key()  # the key in use, so that hashes still match
 
     async def recall(self, key: str, since: float) -> str | None:
         return await self._run(self._recall, key, since)
@@ -215,7 +269,7 @@ class SQLiteStorage:
 
     def _select(self, table: str, columns: tuple[str, ...], since: float,
                 make: Callable[[Mapping[str, Any]], T]) -> list[T]:
-        if self._db is None and not self.create:
+        if not self.create and (self._db is None or table not in self._tables):
             return []  # a report before anything was recorded
         rows = self._connected().execute(
             f"SELECT {', '.join(columns)} FROM {table} WHERE at >= ? ORDER BY at, id", (since,))

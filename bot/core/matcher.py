@@ -386,13 +386,9 @@ def _doc_counts(doc: _Doc) -> tuple[Counter[str], dict[str, float]]:
 
 
 @lru_cache(maxsize=1 << 14)  # a reload reuses the topics it leaves alone
-def _doc_words(doc: _Doc, stop: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
-    """Every term a topic uses, and those it is known by: its keywords, and the content
-    words its examples repeat."""
-    counts, _ = _doc_counts(doc)
-    repeated = {t for t, k in counts.items()
-                if k >= 2 and "_" not in t and not _is_stop(t, stop) and t not in doc.keywords}
-    return frozenset(counts), doc.keywords | repeated
+def _doc_vocabulary(doc: _Doc) -> frozenset[str]:
+    """Every term a topic uses, in its examples and keywords."""
+    return frozenset(_doc_counts(doc)[0])
 
 
 @lru_cache(maxsize=2)  # a reload that leaves examples and keywords alone reuses it
@@ -524,14 +520,10 @@ class Matcher:
             self._fuzzy_strings.append([a.fuzzy for a in analyses])
         self._docs = tuple(docs)
         self._about_other_roles = {i for i, d in enumerate(docs) if d.about_other_roles}
-        # what a topic is known by: its keywords, and content words its examples repeat
-        self._anchors: dict[str, frozenset[str]] = {}
         self._roots: dict[str, frozenset[str]] = {}  # a topic's words by _root, when asked
         self._window_scores: dict[Analysis, dict[int, float]] = {}
         self._analyses: dict[str, Analysis] = {}
-        self._vocabulary: dict[str, frozenset[str]] = {}
-        for doc in docs:
-            self._vocabulary[doc.label], self._anchors[doc.label] = _doc_words(doc, self._stop)
+        self._vocabulary = {doc.label: _doc_vocabulary(doc) for doc in docs}
         index = _index(tuple(docs), self._stop)
         self._idf = index.idf
         self._unknown_idf = index.unknown_idf
@@ -861,9 +853,6 @@ class Matcher:
         if self.knowledge.topics[best.id].smalltalk and not self._small_talk(analysis, best):
             # "how do you say thank you in Japanese?" is not a thank-you
             return Match(None, None, confidence, candidates, analysis, "low_confidence")
-        if not (analysis.roles or self._anchored(analysis, best.id)):
-            # neither one of our roles nor a word this topic is known by: a near-miss
-            return Match(None, None, confidence, candidates, analysis, "low_confidence")
         asked = asked or analysis
         words = [t for t in asked.content if t.isalpha()]  # "question 7": numbers say little
         if (words and not asked.roles and not self.knowledge.topics[best.id].smalltalk
@@ -892,13 +881,6 @@ class Matcher:
         direction = _direction(analysis.tokens, analysis.roles)
         return named <= direction.targets or (analysis.other_role and not direction.sources)
 
-    def _anchored(self, analysis: Analysis, topic_id: str) -> bool:
-        """Does the question use a word this topic is known by, or only words it uses?"""
-        anchors = self._anchors[topic_id]
-        if any(t in anchors for t in analysis.terms):
-            return True
-        return bool(analysis.content) and self._covered(analysis, topic_id)
-
     def _small_talk(self, analysis: Analysis, best: Candidate) -> bool:
         """A message is small talk when all of it is: every content word is one the topic
         uses, or all but one when the match is sure ("thanks, super helpful")."""
@@ -913,11 +895,6 @@ class Matcher:
         if roots is None:
             roots = self._roots[topic_id] = frozenset(map(_root, self._vocabulary[topic_id]))
         return sum(_root(t) not in roots for t in words)
-
-    def _covered(self, analysis: Analysis, topic_id: str) -> bool:
-        """Every content word of the question is one this topic uses."""
-        vocabulary = self._vocabulary[topic_id]
-        return all(t in vocabulary for t in analysis.content)
 
     # ------------------------------------------------------------------ roles
 
@@ -961,5 +938,6 @@ def forget_reload_caches() -> None:
     counts, corrections): after serving a far larger base, or to measure cold."""
     for cache in (_EXAMPLE_ANALYSES, _CORRECTIONS, _NEIGHBOURS, _STOPWORDS):
         cache.clear()
-    for function in (_known_words, _index, _doc_counts, _doc_words, _example_words, normalise):
+    for function in (_known_words, _index, _doc_counts, _doc_vocabulary, _example_words,
+                     normalise):
         function.cache_clear()

@@ -81,6 +81,41 @@ def test_the_fingerprint_catches_a_copied_sentence(tmp_path):
     assert not any(digest(r) in marks["runs"] for r in runs("a sentence of our own " * 3))
 
 
+#: how answers may name an article that its id's word starts ("Bluebird's FAQ" is a name,
+#: "bluebird's FAQ" an id); every other use of an id as a word is internal jargon
+READER_NAMES = ("Bluebird", "Novus Tech World", "Clarifying the Critical Roles")
+
+
+def _shown_text(knowledge) -> dict[str, str]:
+    """Everything a reader sees of each topic: answers and every comparison label and cell."""
+    shown = {}
+    for topic in knowledge.topics.values():
+        for role, text in topic.answers.items():
+            shown[f"{topic.id}.answers.{role}"] = text
+        for i, row in enumerate(topic.comparison.rows if topic.comparison else ()):
+            shown[f"{topic.id}.comparison.rows[{i}]"] = " | ".join(
+                (row.label, row.data_scientist, row.ml_engineer))
+    return shown
+
+
+def test_answers_name_articles_as_a_reader_would_never_by_id(knowledge):
+    """"bluebird singles out" or "(novus)" means nothing to a reader: answers name the
+    Bluebird Blog comparison, the Novus Tech World guide, and so on."""
+    ids = re.compile(rf"\b({'|'.join(map(re.escape, knowledge.sources))})\b", re.IGNORECASE)
+    named = {}
+    for where, text in _shown_text(knowledge).items():
+        for name in READER_NAMES:
+            text = text.replace(name, "")
+        if found := ids.findall(text):
+            named[where] = found
+    assert not named
+
+
+def test_the_id_check_catches_an_id(knowledge):
+    ids = re.compile(rf"\b({'|'.join(map(re.escape, knowledge.sources))})\b", re.IGNORECASE)
+    assert ids.search("as the workshop guide says") and ids.search("(novus, main table)")
+
+
 def test_salary_answer_shows_both_articles_figures(knowledge):
     both = knowledge.topics["salary"].answers["both"]
     for figure in ("$120k", "$170k", "$140k", "$200k", "$110k", "$160k", "$180k"):

@@ -39,6 +39,7 @@ from bot.adapters.errors import ConfigurationError
 from bot.core import Comparison, ComparisonRow, Engine, Reply
 from bot.core.models import Source, Suggestion
 from bot.logs import user_ref
+from bot.runtime import Runtime
 from bot.settings import Settings
 from tests.fakes.discord import EPHEMERAL, FakeDiscord, Request
 
@@ -64,9 +65,10 @@ def settings_for(fake: FakeDiscord, **changes: Any) -> Settings:
 
 @asynccontextmanager
 async def serving(engine: Engine, settings: Settings, fake: FakeDiscord,
-                  shards: int = 1, timeout: float = WAIT) -> AsyncIterator[None]:
+                  shards: int = 1, timeout: float = WAIT,
+                  runtime: Runtime | None = None) -> AsyncIterator[None]:
     """`run_discord` as `careerbot serve discord` runs it, stopped by cancellation."""
-    task = asyncio.create_task(run_discord(engine, settings))
+    task = asyncio.create_task(run_discord(engine, settings, runtime=runtime))
     try:
         try:
             await fake.wait_ready(shards, timeout)
@@ -150,8 +152,9 @@ async def test_compare_autocompletes_aspects_and_answers_side_by_side(bot: FakeD
     callback = await bot.interact(bot.slash("compare", aspect="salary"))
     [embed] = data(callback)["embeds"]
     assert embed["title"] == "Data scientist vs ML engineer: Salary and compensation"
-    fields = embed["fields"]
-    assert len(fields) % 3 == 0 and len(fields) <= 25
+    *fields, sources = embed["fields"]  # the rows, three fields each, then the sources
+    assert sources["name"] == "Sources" and "](https://" in sources["value"]
+    assert len(fields) % 3 == 0 and len(fields) < 25
     first_row = fields[:3]
     assert first_row[0]["name"].endswith(": Data scientist")
     assert first_row[1]["name"].endswith(": ML engineer")
@@ -271,15 +274,90 @@ async def test_follow_up_from_an_ephemeral_message_stays_ephemeral(bot: FakeDisc
     assert data(pressed)["flags"] & EPHEMERAL
 
 
+def _votes(message: dict[str, Any]) -> dict[str, str]:
+    return {b["custom_id"].split(":")[2]: b["label"] for b in buttons(message)
+            if b["custom_id"].startswith("careerbot:vote:")}
+
+
 async def test_vote_buttons_are_logged_and_thanked(bot: FakeDiscord,
                                                   caplog: pytest.LogCaptureFixture):
     caplog.set_level(logging.INFO, logger="bot.adapters.discord")
-    answer = await bot.interact(bot.slash("ask", question="what do MLEs earn?"))
-    voted = await bot.interact(bot.press(answer, "careerbot:vote:down:salary:ml_engineer"))
-    assert data(voted)["flags"] & EPHEMERAL
-    assert data(voted)["content"] == "Thanks for the feedback!"
+    ask = bot.slash("ask", question="what do MLEs earn?")
+    answer = await bot.interact(ask)
+    press = bot.press(answer, "careerbot:vote:down:salary:ml_engineer")
+    voted = await bot.interact(press)
+    assert voted.body["type"] == 7  # the message's buttons, edited
+    assert _votes(data(voted)) == {"up": "Helpful · 0", "down": "Not helpful · 1"}
+    [thanks] = await bot.followups(press, 1)
+    assert thanks.body["flags"] & EPHEMERAL and "Thanks for the feedback!" in thanks.body["content"]
     assert any("vote not helpful: topic=salary role=ml_engineer" in r.getMessage()
                for r in caplog.records)
+
+
+async def test_one_vote_a_user_per_answer_changeable_and_shown(discord: FakeDiscord,
+                                                               engine: Engine):
+    settings = settings_for(discord)
+    runtime = Runtime(engine, settings)
+    async with serving(engine, settings, discord, runtime=runtime):
+        answer = await discord.interact(discord.slash("ask", question="what do MLEs earn?"))
+        shown = []
+        for vote, user in (("up", D.USER_ID), ("up", D.USER_ID), ("up", D.USER_ID),
+                           ("down", D.USER_ID), ("up", D.ADMIN_ID)):
+            press = discord.press(answer, f"careerbot:vote:{vote}:salary:ml_engineer",
+                                  user_id=user)
+            voted = await discord.interact(press)
+            await discord.followups(press, 1)
+            shown.append(_votes(data(voted)))
+            # the other buttons stay as they were
+            assert [b["custom_id"] for b in buttons(data(voted))] == [
+                b["custom_id"] for b in buttons(data(answer))]
+        counts = await runtime.store.counts("votes")
+    assert counts == {"salary:ml_engineer:helpful": 1, "salary:ml_engineer:not_helpful": 1}
+    assert [v["up"] for v in shown] == ["Helpful · 1"] * 3 + ["Helpful · 0", "Helpful · 1"]
+    assert shown[-1]["down"] == "Not helpful · 1"
+
+
+async def test_a_vote_on_a_message_only_its_user_sees_marks_their_choice(bot: FakeDiscord):
+    help_ = await bot.interact(bot.slash("help"))
+    follow_up = await bot.interact(bot.press(help_, buttons(data(help_))[0]["custom_id"]))
+    assert data(follow_up)["flags"] & EPHEMERAL
+    up = next(b["custom_id"] for b in buttons(data(follow_up))
+              if b["custom_id"].startswith("careerbot:vote:up:"))
+    voted = await bot.interact(bot.press(follow_up, up))
+    assert voted.body["type"] == 7 and _votes(data(voted))["up"] == "✓ Helpful · 1"
+
+
+@pytest.mark.parametrize("custom_id", ["careerbot:vote:up:no_such_topic:both",
+                                       "careerbot:vote:down:greeting:both"])
+async def test_a_vote_on_a_topic_we_do_not_have_is_refused(discord: FakeDiscord,
+                                                           engine: Engine, custom_id: str):
+    settings = settings_for(discord)
+    runtime = Runtime(engine, settings)
+    async with serving(engine, settings, discord, runtime=runtime):
+        answer = await discord.interact(discord.slash("ask", question="what do MLEs earn?"))
+        # a message carrying that button (as one sent before a reload removed its topic)
+        assert answer.message is not None
+        stale = {**answer.message, "components": [{"type": 1, "components": [
+            {"type": 2, "style": 3, "label": "Helpful", "custom_id": custom_id}]}]}
+        refused = await discord.interact(discord.press(replace(answer, message=stale),
+                                                       custom_id))
+        counts = await runtime.store.counts("votes")
+    assert refused.body["type"] == 4 and data(refused)["flags"] & EPHEMERAL
+    assert "not counted" in data(refused)["content"] and counts == {}
+
+
+async def test_follow_up_presses_count_against_the_rate_limit(discord: FakeDiscord,
+                                                             engine: Engine):
+    """Twenty presses of one follow-up: as many public answers as the limit allows (the
+    /ask and three presses here), the rest a private notice each."""
+    async with serving(engine, settings_for(discord, rate_limit_per_minute=4), discord):
+        answer = await discord.interact(discord.slash("ask", question="what do MLEs earn?"))
+        pressed = [await discord.interact(discord.press(
+            answer, "careerbot:ask:career_path:ml_engineer")) for _ in range(20)]
+    public = [p for p in pressed if not data(p).get("flags", 0) & EPHEMERAL]
+    refused = [p for p in pressed if data(p).get("flags", 0) & EPHEMERAL]
+    assert len(public) == 3 and all(data(p)["embeds"] for p in public)
+    assert len(refused) == 17 and all("try again in" in data(p)["content"] for p in refused)
 
 
 # ---------------------------------------------------------------------- admins

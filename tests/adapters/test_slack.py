@@ -32,6 +32,7 @@ from bot.core import Engine, Knowledge, Reply
 from bot.core.models import Comparison, ComparisonRow, Source, Suggestion
 from bot.logs import user_ref
 from bot.ops import LIVE_QUERY, METRICS_PATH
+from bot.runtime import Runtime
 from bot.settings import MatchSettings, Settings
 from tests.fakes.slack import BOT_ID, BOT_USER, TEAM, Call, FakeSlack
 
@@ -111,7 +112,7 @@ class Peer:
 
     async def press(self, element: dict[str, Any], *, channel: str = CHANNEL,
                     ephemeral: bool = False, message: dict[str, Any] | None = None,
-                    user: str = USER, **chosen: Any) -> str:
+                    message_ts: str | None = None, user: str = USER, **chosen: Any) -> str:
         """Press a button (or choose in a select) the app sent; returns the response_url key."""
         key = f"act{next(_ids)}"
         container: dict[str, Any] = {"type": "message", "channel_id": channel,
@@ -123,9 +124,11 @@ class Peer:
             "response_url": self.slack.response_url(key), "container": container,
             "actions": [{**element, **chosen, "block_id": "b1", "action_ts": _ts()}],
         }
-        if message is not None:
+        if message is not None:  # a message only its user sees comes without one
             container["message_ts"] = message["ts"]
             payload["message"] = message
+        elif message_ts is not None:
+            container["message_ts"] = message_ts
         status, body = await self.post(urlencode({"payload": json.dumps(payload)}),
                                        "application/x-www-form-urlencoded")
         assert (status, body) == (200, "")
@@ -307,7 +310,7 @@ async def test_compare_lays_out_two_columns(peer: Peer, slack: FakeSlack) -> Non
     assert header(call) == "Data scientist vs ML engineer: Salary and compensation"
     rows = [b for b in call["blocks"] if "fields" in b]
     assert [f["text"] for f in rows[0]["fields"]] == ["*Data scientist*", "*ML engineer*"]
-    assert rows[1]["text"]["text"] == "*US range (novus, main table)*"
+    assert rows[1]["text"]["text"] == "*US range (Novus Tech World, table)*"
     assert [f["text"] for f in rows[1]["fields"]] == ["$120k–$170k", "$140k–$200k+"]
     assert call["blocks"][-3]["type"] == "context" and "Sources:" in json.dumps(call["blocks"])
 
@@ -373,21 +376,118 @@ async def test_follow_up_where_the_bot_is_not_a_member(peer: Peer, slack: FakeSl
     assert fallback["response_type"] == "ephemeral" and header(fallback).startswith("Skills")
 
 
+def _content(call: Call) -> list[dict[str, Any]]:
+    return [b for b in call["blocks"] if b["type"] != "actions"]
+
+
+def _feedback(call: Call) -> dict[str, str]:
+    """The feedback buttons' labels, by choice."""
+    return {e["action_id"].removeprefix("careerbot_feedback_"): e["text"]["text"]
+            for e in elements(call) if e["action_id"].startswith("careerbot_feedback_")}
+
+
 async def test_feedback_buttons_are_logged(peer: Peer, slack: FakeSlack,
                                            caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="bot.adapters.slack")
     await peer.dm("what is mlops?")
     [answer] = await slack.wait_for("chat.postMessage")
-    message = {"type": "message", "ts": "1710000003.000001"}
+    message = {"type": "message", "ts": "1710000003.000001", **answer.args}
     for vote in ("helpful", "not_helpful"):
         key = await peer.press(element(answer, f"careerbot_feedback_{vote}"), channel=DM,
                                message=message)
-        [thanks] = await slack.responses(key)
+        _, thanks = await slack.responses(key, 2)
         assert thanks["response_type"] == "ephemeral" and "Thanks" in thanks["text"]
     votes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("feedback")]
     assert votes == [f"feedback: {v} on mlops:both from user {user_ref('slack', USER)} "
-                     f"(team {TEAM})" for v in ("helpful", "not_helpful")]
+                     f"(team {TEAM}): {outcome}"
+                     for v, outcome in (("helpful", "counted"), ("not_helpful", "changed"))]
     assert USER not in caplog.text  # never a raw user id
+
+
+async def test_one_vote_a_user_per_answer_changeable_and_shown(
+        engine: Engine, settings: Settings, slack: FakeSlack) -> None:
+    """The same click three times counts once; switching moves the one vote; another
+    user's vote adds to it; the public buttons show the answer's tally."""
+    runtime = Runtime(engine, settings)
+    async with serving(slack, engine, settings, runtime=runtime) as peer:
+        await peer.mention("what is mlops?")
+        [answer] = await slack.wait_for("chat.postMessage")
+        message = {"type": "message", "ts": "1710000004.000001", **answer.args}
+        updates = []
+        for vote, user in (("helpful", USER), ("helpful", USER), ("helpful", USER),
+                           ("not_helpful", USER), ("helpful", OWNER)):
+            key = await peer.press(element(answer, f"careerbot_feedback_{vote}"),
+                                   message=message, user=user)
+            replaced, thanks = await slack.responses(key, 2)
+            assert replaced["replace_original"] is True and _content(replaced) == _content(answer)
+            assert thanks["response_type"] == "ephemeral"  # who voted what: theirs alone
+            updates.append(_feedback(replaced))
+        counts = await runtime.store.counts("votes")
+    assert counts == {"mlops:both:helpful": 1, "mlops:both:not_helpful": 1}
+    assert [u["helpful"] for u in updates] == ["👍 Helpful · 1"] * 3 + ["👍 Helpful · 0",
+                                                                      "👍 Helpful · 1"]
+    assert updates[-1]["not_helpful"] == "👎 Not helpful · 1"
+    metrics = runtime.metrics.render().decode()
+    assert 'careerbot_votes_total{platform="slack",vote="helpful"} 2.0' in metrics
+
+
+async def test_a_vote_under_a_private_answer_marks_the_voters_choice(
+        engine: Engine, settings: Settings, slack: FakeSlack) -> None:
+    runtime = Runtime(engine, settings)
+    async with serving(slack, engine, settings, runtime=runtime) as peer:
+        [private] = await slack.responses(await peer.command("what is mlops?"))
+        key = await peer.press(element(private, "careerbot_feedback_not_helpful"),
+                               ephemeral=True, message_ts="1710000005.000001")
+        [replaced] = await slack.responses(key)
+    assert replaced["replace_original"] is True
+    assert _feedback(replaced) == {"helpful": "👍 Helpful · 0",
+                                   "not_helpful": "✓ 👎 Not helpful · 1"}
+    assert header(replaced) == header(private) and "careerbot_share" in action_ids(replaced)
+
+
+@pytest.mark.parametrize("value", ["no_such_topic:both", "salary:wizard", "greeting:both",
+                                   ":"])
+async def test_a_vote_on_a_topic_or_role_we_do_not_have_is_refused(
+        engine: Engine, settings: Settings, slack: FakeSlack, value: str) -> None:
+    runtime = Runtime(engine, settings)
+    async with serving(slack, engine, settings, runtime=runtime) as peer:
+        key = await peer.press({"type": "button", "action_id": "careerbot_feedback_helpful",
+                                "value": value, "text": {"text": "👍 Helpful"}},
+                               message={"type": "message", "ts": "1710000006.000001"})
+        [refused] = await slack.responses(key)
+        counts = await runtime.store.counts("votes")
+    assert refused["replace_original"] is False and "not counted" in refused["text"]
+    assert counts == {}
+
+
+@pytest.mark.parametrize("button", ["careerbot_followup", "careerbot_share"])
+async def test_buttons_that_post_count_against_the_rate_limit(
+        engine: Engine, settings: Settings, slack: FakeSlack, button: str) -> None:
+    """Twenty presses of one button make as many posts as the limit allows (3 a minute
+    here), and a refused press is told so privately."""
+    limited = replace(settings, rate_limit_per_minute=3)
+    async with serving(slack, engine, limited) as peer:
+        if button == "careerbot_share":
+            [private] = await slack.responses(await peer.command("compare salary"))
+            pressed = element(private, button)
+        else:
+            pressed = {"type": "button", "action_id": "careerbot_followup_0",
+                       "value": "skills:both", "text": {"text": "Skills"}}
+        bot_message = {"type": "message", "ts": "1710000007.000001"}
+        keys = {await peer.press(pressed, message=bot_message, user=OWNER)
+                for _ in range(20)}
+
+        def answered() -> list[Call]:  # one each: a post (in the channel) or a refusal
+            return slack.of("chat.postMessage") + [
+                c for c in slack.of("response_url")
+                if c["key"] in keys and not c.get("delete_original")]
+        await slack.wait_until(lambda: len(answered()) >= 20)
+    posts = [c for c in answered() if c.method == "chat.postMessage"
+             or c.get("response_type") == "in_channel"]
+    refused = [c for c in answered() if "Slow down" in c.get("text", "")]
+    assert len(posts) == 3 and len(refused) == 17 and len(answered()) == 20
+    assert all(c["response_type"] == "ephemeral" and c["replace_original"] is False
+               for c in refused)
 
 
 # ---------------------------------------------------------------------- reload

@@ -16,9 +16,9 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from bot.core import Engine, Query, ReloadReport, Reply
 from bot.core.context import Turn
@@ -27,13 +27,16 @@ from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.store import InProcessStore, Store, StoreError
 
-__all__ = ["RELOAD_CHANNEL", "ReloadOutcome", "Runtime"]
+__all__ = ["RELOAD_CHANNEL", "ReloadOutcome", "Runtime", "Vote"]
 
 log = logging.getLogger(__name__)
 
 RELOAD_CHANNEL = "reload"
 #: Slack retries an event within minutes; an hour of memory is plenty
 EVENT_TTL = 3600.0
+#: a voter's choice on an answer is remembered this long (the learning records' default
+#: retention): a press after that counts as a new vote
+VOTE_TTL = 90 * 86400.0
 
 
 def _replica_id() -> str:
@@ -68,6 +71,23 @@ class ReloadOutcome:
             text += (f"\n{self.told} other replica{'' if self.told == 1 else 's'} "
                      "received the notice to reload.")
         return text
+
+
+@dataclass(frozen=True)
+class Vote:
+    """What became of a vote: counted (the first), changed (it moved), unchanged (cast
+    again), refused (no such topic or role), unrecorded (the store failed)."""
+
+    outcome: Literal["counted", "changed", "unchanged", "refused", "unrecorded"]
+    #: "helpful" or "not_helpful" ("" when refused)
+    choice: str = ""
+    #: the answer's votes, choice -> count (empty when refused or unrecorded)
+    tally: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def recorded(self) -> bool:
+        """A new or moved vote: what the learning records should note."""
+        return self.outcome in ("counted", "changed")
 
 
 class _Contexts:
@@ -149,13 +169,26 @@ class Runtime:
             self.failed("store", exc)
             return True  # better a rare double answer than none
 
-    async def vote(self, platform: str, topic: str, role: str, helpful: bool) -> None:
-        vote = "helpful" if helpful else "not_helpful"
-        self.metrics.votes.labels(platform, vote).inc()
+    async def vote(self, platform: str, user: str, answer: str, topic: str, role: str,
+                   helpful: bool) -> Vote:
+        """`user`'s one vote on the answer `answer` (its message id): cast again it counts
+        once, changed it moves, across replicas. A topic we do not have (or a role it
+        has no answer for) is refused, as is a vote without an answer to hold it."""
+        known = self.engine.knowledge.topics.get(topic)
+        if known is None or known.smalltalk or role not in known.roles or not (user and answer):
+            return Vote("refused")
+        choice = "helpful" if helpful else "not_helpful"
         try:
-            await self.store.incr("votes", f"{topic}:{role}:{vote}")
+            previous, tally = await self.store.cast_vote(
+                f"{platform}:{user}", f"{platform}:{answer}", choice, counter="votes",
+                field=f"{topic}:{role}:", ttl=VOTE_TTL)
         except StoreError as exc:
             self.failed("store", exc)
+            return Vote("unrecorded", choice)
+        if previous == choice:
+            return Vote("unchanged", choice, tally)
+        self.metrics.votes.labels(platform, choice).inc()
+        return Vote("counted" if previous is None else "changed", choice, tally)
 
     def failed(self, where: str, exc: BaseException) -> None:
         """Count an error and log it on one line (no traceback for a store hiccup). The

@@ -6,7 +6,9 @@ Everything replicas must agree on goes through a `Store`:
   `context_ttl` seconds after it was last set;
 - rate-limit counters (`hit`), a sliding window per key;
 - keys seen once, such as Slack event ids (`first_seen`), forgotten after `ttl`;
-- named counters, such as votes (`incr`, `counts`);
+- named counters (`incr`, `counts`);
+- votes (`cast_vote`): one a voter per answer, changeable, tallied per answer and in a
+  named counter;
 - notices to every replica (`publish`, `subscribe`), such as "knowledge reloaded".
 
 `InProcessStore` is the default: one process, nothing to install. `RedisStore`
@@ -111,6 +113,15 @@ class Store(Protocol):
         """Every field of the named counter (empty when none was counted)."""
         ...
 
+    async def cast_vote(self, voter: str, answer: str, choice: str, *, counter: str,
+                        field: str, ttl: float) -> tuple[str | None, dict[str, int]]:
+        """`voter`'s one vote on `answer` is now `choice` (remembered `ttl` seconds):
+        a vote cast again counts once, a changed one moves. The named `counter`'s
+        `field + choice` follows (and `field + previous` loses the vote it had).
+        Returns the voter's previous choice (None the first time) and the answer's
+        tally, choice -> votes, as one atomic step."""
+        ...
+
     async def publish(self, channel: str, message: Message) -> int:
         """Send a JSON-able notice; how many subscribers (this process's included) got it."""
         ...
@@ -170,6 +181,8 @@ class InProcessStore:
         self._seen = _Expiring(max_keys, clock)
         self._limiters: dict[tuple[int, float], RateLimiter] = {}
         self._counters: dict[str, Counter[str]] = {}
+        self._votes = _Expiring(max_keys, clock)  # voter and answer -> choice
+        self._tallies = _Expiring(max_keys, clock)  # answer -> Counter of choices
         self._subscribers: dict[str, list[asyncio.Queue[Message]]] = {}
 
     async def get_context(self, conversation: str) -> Turn | None:
@@ -205,6 +218,21 @@ class InProcessStore:
 
     async def counts(self, counter: str) -> dict[str, int]:
         return dict(self._counters.get(counter, {}))
+
+    async def cast_vote(self, voter: str, answer: str, choice: str, *, counter: str,
+                        field: str, ttl: float) -> tuple[str | None, dict[str, int]]:
+        previous = self._votes.get(f"{voter}\t{answer}")
+        self._votes.set(f"{voter}\t{answer}", choice, ttl)
+        tally: Counter[str] = self._tallies.get(answer) or Counter()
+        if previous != choice:
+            counts = self._counters.setdefault(counter, Counter())
+            if previous is not None:
+                tally[previous] -= 1
+                counts[field + previous] -= 1
+            tally[choice] += 1
+            counts[field + choice] += 1
+        self._tallies.set(answer, tally, ttl)
+        return previous, {k: v for k, v in tally.items() if v > 0}
 
     async def publish(self, channel: str, message: Message) -> int:
         queues = self._subscribers.get(channel, [])
@@ -269,6 +297,26 @@ if redis.call('ZCARD', KEYS[1]) < limit then
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return math.max(1, tonumber(oldest[2]) + window - now)
+"""
+
+
+# A voter's one vote on an answer, and the answer's tally, in one step: KEYS are the
+# voter's key, the answer's tally and the named counter; ARGV the choice, the ttl in
+# ms and the counter's field prefix. Returns the previous choice ('' for none) and
+# the tally as a flat list.
+_VOTE = """
+local previous = redis.call('GET', KEYS[1]) or ''
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if previous ~= ARGV[1] then
+  if previous ~= '' then
+    redis.call('HINCRBY', KEYS[2], previous, -1)
+    redis.call('HINCRBY', KEYS[3], ARGV[3] .. previous, -1)
+  end
+  redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+  redis.call('HINCRBY', KEYS[3], ARGV[3] .. ARGV[1], 1)
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return {previous, redis.call('HGETALL', KEYS[2])}
 """
 
 
@@ -412,6 +460,7 @@ class RedisStore:
         except ValueError as exc:
             raise StoreError(f"REDIS_URL is not a Redis URL ({exc})") from None
         self._hit = self._redis.register_script(_HIT)
+        self._vote = self._redis.register_script(_VOTE)
         self._seen_here = _Expiring(max_keys, time.monotonic)
         self._breaker = _Breaker(self.description, self._probe)
 
@@ -514,6 +563,15 @@ class RedisStore:
     async def counts(self, counter: str) -> dict[str, int]:
         raw = await self._call(lambda: self._redis.hgetall(self._key("count", counter)))
         return {str(k): int(v) for k, v in raw.items()}
+
+    async def cast_vote(self, voter: str, answer: str, choice: str, *, counter: str,
+                        field: str, ttl: float) -> tuple[str | None, dict[str, int]]:
+        previous, flat = await self._call(lambda: self._vote(
+            keys=[self._key("vote", voter, answer), self._key("tally", answer),
+                  self._key("count", counter)],
+            args=[choice, max(1, int(ttl * 1000)), field]))
+        tally = {str(k): int(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
+        return (str(previous) or None), {k: v for k, v in tally.items() if v > 0}
 
     async def publish(self, channel: str, message: Message) -> int:
         """Also kept as the channel's last notice, for a replica that resubscribes after

@@ -24,7 +24,8 @@ class BrokenStore(InProcessStore):
     description = "redis nowhere:6379/0"
 
     def __getattribute__(self, name: str) -> Any:
-        if name in {"get_context", "set_context", "hit", "first_seen", "incr", "publish"}:
+        if name in {"get_context", "set_context", "hit", "first_seen", "incr", "cast_vote",
+                    "publish"}:
             async def fail(*_: object, **__: object) -> Any:
                 raise StoreError("redis nowhere:6379/0: ConnectionError: refused")
             return fail
@@ -42,7 +43,8 @@ async def test_a_failing_store_degrades_instead_of_failing(engine: Engine,
     assert reply.topic == "salary"  # answered, without follow-up context
     assert await runtime.retry_after("slack", "U1") == 0.0  # the limit fails open
     assert await runtime.first_time("slack:event:Ev1") is True
-    await runtime.vote("slack", "salary", "both", helpful=True)
+    vote = await runtime.vote("slack", "T:U1", "T:C1:1.2", "salary", "both", helpful=True)
+    assert vote.outcome == "unrecorded"
     outcome = await runtime.reload()
     assert outcome.ok and outcome.unsent and "could not be told" in outcome.summary()
     ready, health = await runtime.health()
@@ -51,6 +53,33 @@ async def test_a_failing_store_degrades_instead_of_failing(engine: Engine,
     assert 'careerbot_errors_total{where="store"} 5.0' in metrics
     assert 'careerbot_errors_total{where="reload notice"} 1.0' in metrics
     assert all("\n" not in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("topic, role, user, answer, outcome", [
+    ("salary", "ml_engineer", "U1", "m1", "counted"),
+    ("no_such_topic", "both", "U1", "m1", "refused"),
+    ("salary", "wizard", "U1", "m1", "refused"),
+    ("greeting", "both", "U1", "m1", "refused"),  # small talk has no vote buttons
+    ("salary", "both", "U1", "", "refused"),  # no answer to hold the vote
+    ("salary", "both", "", "m1", "refused"),
+])
+async def test_votes_only_on_topics_and_roles_we_have(engine: Engine, topic: str, role: str,
+                                                      user: str, answer: str,
+                                                      outcome: str) -> None:
+    runtime = Runtime(engine, Settings())
+    vote = await runtime.vote("slack", user, answer, topic, role, helpful=True)
+    assert vote.outcome == outcome
+    assert await runtime.store.counts("votes") == (
+        {f"{topic}:{role}:helpful": 1} if outcome == "counted" else {})
+
+
+async def test_a_vote_cast_again_counts_once_and_a_changed_one_moves(engine: Engine) -> None:
+    runtime = Runtime(engine, Settings())
+    outcomes = [(await runtime.vote("discord", "U1", "m1", "salary", "both", helpful)).outcome
+                for helpful in (True, True, True, False)]
+    assert outcomes == ["counted", "unchanged", "unchanged", "changed"]
+    assert await runtime.store.counts("votes") == {"salary:both:helpful": 0,
+                                                   "salary:both:not_helpful": 1}
 
 
 @pytest.mark.parametrize("outcome, says", [

@@ -60,6 +60,23 @@ async def test_counters(store: Store) -> None:
                                            "tools:ml_engineer:not_helpful": 1}
 
 
+async def test_one_vote_a_voter_per_answer(store: Store) -> None:
+    async def cast(voter: str, answer: str, choice: str) -> tuple[str | None, dict[str, int]]:
+        return await store.cast_vote(voter, answer, choice, counter="votes",
+                                     field="salary:both:", ttl=3600)
+
+    assert await cast("slack:U1", "slack:m1", "helpful") == (None, {"helpful": 1})
+    assert await cast("slack:U1", "slack:m1", "helpful") == ("helpful", {"helpful": 1})
+    assert await cast("slack:U1", "slack:m1", "helpful") == ("helpful", {"helpful": 1})
+    assert await cast("slack:U1", "slack:m1", "not_helpful") == ("helpful",
+                                                                 {"not_helpful": 1})
+    assert await cast("slack:U2", "slack:m1", "helpful") == (None, {"helpful": 1,
+                                                                    "not_helpful": 1})
+    assert await cast("slack:U1", "slack:m2", "helpful") == (None, {"helpful": 1})
+    assert await store.counts("votes") == {"salary:both:helpful": 2,
+                                           "salary:both:not_helpful": 1}
+
+
 async def test_notices_reach_every_subscriber(store: Store) -> None:
     async with store.subscribe("reload") as first, store.subscribe("reload") as second:
         assert await store.publish("reload", {"version": "v2", "replica": "a"}) == 2

@@ -60,6 +60,7 @@ class _Voted:
     topic: str
     role: str
     helpful: bool
+    message: str = ""
 
 
 def _clip(text: str) -> str:
@@ -132,13 +133,14 @@ class Recorder:
             log.exception("learning: could not queue a question")
 
     def vote(self, *, platform: str, user: str, channel: str, topic: str, role: str,
-             helpful: bool) -> None:
-        """Note a helpful / not-helpful vote. Never blocks, never raises."""
+             helpful: bool, message: str = "") -> None:
+        """Note a helpful / not-helpful vote on the answer `message` (its id: a later
+        vote of the same user on it replaces this one). Never blocks, never raises."""
         if self.storage is None:
             return
         try:
             self._put(_Voted(self.clock(), platform, user, channel, topic, role or "both",
-                             helpful))
+                             helpful, message))
         except Exception:
             log.exception("learning: could not queue a vote")
 
@@ -249,7 +251,8 @@ class Recorder:
                             else await storage.recall(link, item.at - ANSWERED_TTL))
             votes.append(VoteRecord(item.at, item.platform, item.topic, item.role,
                                     item.helpful, question,
-                                    self._hash(item.platform, item.user), channel))
+                                    self._hash(item.platform, item.user), channel,
+                                    self._hash(item.platform, item.message)))
         await storage.write(questions, votes, answered)
 
     def _hash(self, platform: str, value: str) -> str:

@@ -46,6 +46,8 @@ class VoteRecord:
     question: str | None = None
     user: str = ""
     channel: str = ""
+    #: keyed hash of the answer's message (a voter's later vote on it replaces this one)
+    answer: str = ""
 
 
 def keyed_hash(key: bytes, platform: str, value: str) -> str:

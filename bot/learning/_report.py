@@ -194,10 +194,15 @@ def build_report(questions: Iterable[QuestionRecord], votes: Iterable[VoteRecord
     clusters = [_cluster_of(g) for g in [*groups, *unworded.values()]]
     clusters.sort(key=lambda c: -c.count)  # stable: among equals, worded ones first
 
-    tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for v in votes:
+    # one vote a voter per answer: the last they cast (records before answers were kept
+    # count one each)
+    latest: dict[object, VoteRecord] = {}
+    for n, v in enumerate(sorted(votes, key=lambda v: v.at)):
         if since <= v.at <= until:
-            tally[v.topic][0 if v.helpful else 1] += 1
+            latest[(v.platform, v.user, v.answer) if v.answer and v.user else n] = v
+    tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for v in latest.values():
+        tally[v.topic][0 if v.helpful else 1] += 1
     by_topic = sorted((TopicVotes(t, h, n) for t, (h, n) in tally.items()),
                       key=lambda v: (-v.total, v.topic))
 

@@ -87,13 +87,15 @@ CREATE INDEX IF NOT EXISTS questions_at ON questions (at);
 CREATE TABLE IF NOT EXISTS votes (
     id INTEGER PRIMARY KEY, at REAL NOT NULL, platform TEXT NOT NULL, topic TEXT NOT NULL,
     role TEXT NOT NULL, helpful INTEGER NOT NULL, question TEXT,
-    user TEXT NOT NULL DEFAULT '', channel TEXT NOT NULL DEFAULT '');
+    user TEXT NOT NULL DEFAULT '', channel TEXT NOT NULL DEFAULT '',
+    answer TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS votes_at ON votes (at);
 CREATE TABLE IF NOT EXISTS answered (key TEXT PRIMARY KEY, text TEXT NOT NULL, at REAL NOT NULL);
 """
 _QUESTION_COLUMNS = ("at", "platform", "kind", "text", "topic", "score", "reason", "user",
                      "channel")
-_VOTE_COLUMNS = ("at", "platform", "topic", "role", "helpful", "question", "user", "channel")
+_VOTE_COLUMNS = ("at", "platform", "topic", "role", "helpful", "question", "user", "channel",
+                 "answer")
 
 
 class SQLiteStorage:
@@ -151,6 +153,9 @@ class SQLiteStorage:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
+            if "answer" not in {row[1] for row in db.execute("PRAGMA table_info(votes)")}:
+                # a file from before votes named their answer: its votes count one each
+                db.execute("ALTER TABLE votes ADD COLUMN answer TEXT NOT NULL DEFAULT ''")
             status = os.stat(self.path)
         except BaseException:
             db.close()
@@ -272,7 +277,9 @@ class SQLiteStorage:
         if not self.create and (self._db is None or table not in self._tables):
             return []  # a report before anything was recorded
         rows = self._connected().execute(
-            f"SELECT {', '.join(columns)} FROM {table} WHERE at >= ? ORDER BY at, id", (since,))
+            # every column: a file written before a column was added lacks it (the
+            # record's default stands in)
+            f"SELECT * FROM {table} WHERE at >= ? ORDER BY at, id", (since,))
         return [make(dict(row)) for row in rows]
 
     async def purge(self, before: float, now: float) -> int:

@@ -99,12 +99,13 @@ async def test_slack_feedback_buttons_record_votes_with_the_question(
         for vote in ("helpful", "not_helpful"):
             key = await peer.press(element(answer, f"careerbot_feedback_{vote}"), channel=DM,
                                    message=message)
-            [thanks] = await slack.responses(key)
+            _, thanks = await slack.responses(key, 2)  # the tally shown, and thanks
             assert "Thanks" in thanks["text"]
         # /careerbot questions are recorded too, and so are their votes
         [private] = await slack.responses(await peer.command("what tools do ml engineers use?"))
         await recorder.handled(4)
-        key = await peer.press(element(private, "careerbot_feedback_helpful"), ephemeral=True)
+        key = await peer.press(element(private, "careerbot_feedback_helpful"), ephemeral=True,
+                               message_ts="1710000004.000001")
         await slack.responses(key)
         asked, recorded = await records(recorder, 5)
     assert [(v.platform, v.topic, v.role, v.helpful, v.question) for v in recorded] == [
@@ -148,14 +149,15 @@ async def test_slack_answers_go_out_when_storage_fails(
             await broken.handled(2)
             answer = await slack.responses(await peer.command("what is mlops?"))
             key = await peer.press(element(answer[0], "careerbot_feedback_helpful"),
-                                   ephemeral=True)
-            [thanks] = await slack.responses(key)
+                                   ephemeral=True, message_ts="1710000005.000001")
+            [voted] = await slack.responses(key)  # private: the buttons show the vote
             [stats] = await slack.responses(await peer.command("stats", user=ADMIN))
     finally:
         await broken.close()
     assert header(first) == "That's outside what I can answer"
     assert header(second).startswith("Model drift")
-    assert header(answer[0]).startswith("MLOps") and "Thanks" in thanks["text"]
+    assert header(answer[0]).startswith("MLOps") and header(voted).startswith("MLOps")
+    assert element(voted, "careerbot_feedback_helpful")["text"]["text"] == "✓ 👍 Helpful · 1"
     assert "could not read the records" in str(stats["blocks"])
     assert "learning: could not record" in caplog.text and "Traceback" not in caplog.text
 
@@ -201,8 +203,11 @@ async def test_discord_questions_and_votes_are_recorded(
         await recorder.handled(3)
         for vote in ("up", "down"):
             custom_id = f"careerbot:vote:{vote}:salary:ml_engineer"
-            voted = await bot.interact(bot.press(answer, custom_id, user_id=D.ADMIN_ID))
-            assert data(voted)["content"] == "Thanks for the feedback!"
+            press = bot.press(answer, custom_id, user_id=D.ADMIN_ID)
+            voted = await bot.interact(press)
+            assert voted.body["type"] == 7  # the buttons show the tally
+            [thanks] = await bot.followups(press, 1)
+            assert "Thanks for the feedback!" in thanks.body["content"]
         asked, recorded = await records(recorder, 5)
     assert data(declined)["embeds"][0]["title"] == "That's outside what I can answer"
     assert mention.body["embeds"][0]["title"] == "That's outside what I can answer"
@@ -257,13 +262,15 @@ async def test_discord_answers_go_out_when_redis_goes_away(
             own_redis.stop()  # Redis goes away under the running bot
             answered = await bot.interact(bot.slash("ask", question="mle interview tips?"))
             await recorder.handled(2)
-            voted = await bot.interact(bot.press(first, "careerbot:vote:up:salary:ml_engineer"))
+            press = bot.press(first, "careerbot:vote:up:salary:ml_engineer")
+            voted = await bot.interact(press)
+            [thanks] = await bot.followups(press, 1)
             await recorder.handled(3)
     finally:
         await recorder.close()
     assert data(first)["embeds"][0]["title"] == "Salary and compensation: ML engineer"
     assert data(answered)["embeds"][0]["title"] == "That's outside what I can answer"
-    assert data(voted)["content"] == "Thanks for the feedback!"
+    assert voted.body["type"] == 7 and "Thanks for the feedback!" in thanks.body["content"]
     [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warning.startswith("learning: could not record 1 item(s) to Redis at 127.0.0.1:")
 

@@ -119,6 +119,24 @@ async def test_a_vote_names_the_question_that_led_to_it(recorder: Recorder) -> N
     ]
 
 
+async def test_a_users_votes_on_one_answer_count_once_the_last_one(
+        recorder: Recorder) -> None:
+    """Three presses of one button, then the other: the report counts one vote, the
+    last; another answer, or another user, is a vote of its own."""
+    for helpful in (True, True, True, False):
+        recorder.vote(platform="slack", user="U1", channel="C1", topic="salary",
+                      role="both", helpful=helpful, message="C1:1.1")
+        await recorder.flush()  # batches apart, as replicas' records would be
+    recorder.vote(platform="slack", user="U1", channel="C1", topic="salary", role="both",
+                  helpful=True, message="C1:2.2")
+    recorder.vote(platform="slack", user="U2", channel="C1", topic="salary", role="both",
+                  helpful=True, message="C1:1.1")
+    await recorder.flush()
+    report = await recorder.report()
+    [salary] = report.votes
+    assert (salary.topic, salary.helpful, salary.not_helpful) == ("salary", 2, 1)
+
+
 async def test_ids_are_stored_only_as_keyed_hashes(engine: Engine, recorder: Recorder) -> None:
     ask(engine, recorder, "mle interview tips?")
     recorder.vote(platform="slack", user=USER, channel=CHANNEL, topic="salary", role="both",

@@ -13,7 +13,7 @@ import logging
 import math
 import re
 import sys
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 import discord
 import yarl
@@ -197,15 +197,36 @@ class CareerBot(discord.Client):
 
     async def record_vote(self, interaction: discord.Interaction, topic: str, role: Role,
                           helpful: bool) -> None:
+        """One vote a user per answer (the message it is under), changeable; the buttons
+        then show the answer's tally (and, on a message only they see, which is theirs)."""
         self.rt.track()
-        log.info("vote %s: topic=%s role=%s user=%s channel=%s",
+        message = interaction.message
+        vote = await self.rt.vote("discord", str(interaction.user.id),
+                                  str(message.id) if message is not None else "", topic, role,
+                                  helpful)
+        log.info("vote %s: topic=%s role=%s user=%s channel=%s: %s",
                  "helpful" if helpful else "not helpful", topic, role,
-                 user_ref("discord", interaction.user.id), interaction.channel_id)
-        await self.rt.vote("discord", topic, role, helpful)
-        await _respond(interaction, render_text("Thanks for the feedback!"), ephemeral=True)
-        self.recorder.vote(platform="discord", user=str(interaction.user.id),
-                           channel=str(interaction.channel_id or ""), topic=topic, role=role,
-                           helpful=helpful)
+                 user_ref("discord", interaction.user.id), interaction.channel_id,
+                 vote.outcome)
+        if vote.outcome == "refused":
+            await _respond(interaction, render_text(
+                "That answer is out of date, so your vote was not counted: please ask me "
+                "again."), ephemeral=True)
+            return
+        if vote.recorded:
+            self.recorder.vote(platform="discord", user=str(interaction.user.id),
+                               channel=str(interaction.channel_id or ""), topic=topic,
+                               role=role, helpful=helpful,
+                               message=str(message.id) if message is not None else "")
+        private = message is not None and message.flags.ephemeral
+        view = _voted(message, vote.tally, vote.choice if private else None)
+        if view is not None:
+            await interaction.response.edit_message(view=view)
+        if not private:  # the public buttons show the tally, not who voted what
+            mine = "helpful" if helpful else "not helpful"
+            await _respond(interaction, render_text(
+                f"Thanks for the feedback! You marked this answer {mine}; press the other "
+                "button to change your vote."), ephemeral=True)
 
     async def _on_command_error(self, interaction: discord.Interaction,
                                 error: app_commands.AppCommandError) -> None:
@@ -236,6 +257,34 @@ def create_client(engine: Engine, settings: Settings, recorder: Recorder | None 
                                 shard_count=settings.discord_shard_count,
                                 shard_ids=list(settings.discord_shard_ids) or None)
     return CareerBot(engine, settings, recorder, runtime)
+
+
+def _voted(message: discord.Message | None, tally: dict[str, int],
+           mine: str | None) -> discord.ui.View | None:
+    """The message's buttons again, the votes showing `tally` (choice -> votes) and
+    `mine` marked; None when there is nothing to show (no tally, no buttons of ours)."""
+    if message is None or not tally:
+        return None
+    items: list[discord.ui.Item[Any]] = []
+    for row in message.components:
+        for component in getattr(row, "children", ()):
+            custom_id = getattr(component, "custom_id", None) or ""
+            if found := FollowUpButton.__discord_ui_compiled_template__.fullmatch(custom_id):
+                items.append(FollowUpButton(component.label or found["topic"], found["topic"],
+                                            cast(Role, found["role"])))
+            elif found := VoteButton.__discord_ui_compiled_template__.fullmatch(custom_id):
+                vote = VoteButton(found["vote"] == "up", found["topic"],
+                                  cast(Role, found["role"]))
+                choice = "helpful" if vote.helpful else "not_helpful"
+                label = f"{vote.item.label} · {tally.get(choice, 0)}"
+                vote.item.label = f"✓ {label}" if choice == mine else label
+                items.append(vote)
+    if not any(isinstance(item, VoteButton) for item in items):
+        return None
+    view = discord.ui.View(timeout=None)
+    for item in items:
+        view.add_item(item)
+    return view
 
 
 async def _respond(interaction: discord.Interaction, pages: list[Page], *,

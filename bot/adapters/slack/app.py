@@ -389,8 +389,18 @@ class _Careerbot:
             return reply if reply.comparison else None
         return self._topic_reply(rest) if kind == "answer" else None
 
+    async def _refused(self, body: Body, respond: _Respond) -> bool:
+        """A button that posts an answer counts against its presser's rate limit; past
+        it, they alone are told (ephemeral), and nothing is posted."""
+        refusal = await self._slow_down(body.get("team", {}).get("id", ""), body["user"]["id"])
+        if refusal:
+            await respond(response_type="ephemeral", replace_original=False, **notice(refusal))
+        return refusal is not None
+
     async def on_share(self, action: Body, body: Body,
                        respond: _Respond) -> None:
+        if await self._refused(body, respond):
+            return
         reply = self._rebuild(action.get("value", ""))
         if reply is None:
             await respond(replace_original=False, **notice(
@@ -404,6 +414,8 @@ class _Careerbot:
 
     async def on_followup(self, action: Body, body: Body, respond: _Respond,
                           client: AsyncWebClient) -> None:
+        if await self._refused(body, respond):
+            return
         reply = self._topic_reply(action.get("value", ""))
         if reply is None:
             await respond(replace_original=False, **notice(
@@ -428,22 +440,73 @@ class _Careerbot:
             await respond(response_type="ephemeral", replace_original=False,
                           **self._render(reply))
 
-    async def on_feedback(self, action: Body, body: Body,
-                          respond: _Respond) -> None:
-        vote = action["action_id"].removeprefix(f"{FEEDBACK}_")
-        log.info("feedback: %s on %s from user %s (team %s)", vote, action.get("value"),
-                 user_ref("slack", body["user"]["id"]), body.get("team", {}).get("id"))
-        await respond(response_type="ephemeral", replace_original=False,
-                      **notice("Thanks for the feedback!"))
+    async def on_feedback(self, action: Body, body: Body, respond: _Respond) -> None:
+        """One vote a user per answer (the message it is under), changeable; the buttons
+        then show the answer's tally (and, under a private answer, which one is theirs)."""
+        choice = action["action_id"].removeprefix(f"{FEEDBACK}_")
         topic, _, role = action.get("value", "").partition(":")
-        channel = body.get("container", {}).get("channel_id") or body.get("channel", {}).get("id")
-        self.recorder.vote(platform="slack", user=body["user"]["id"], channel=channel or "",
-                           topic=topic, role=role or "both", helpful=vote == "helpful")
-        await self.rt.vote("slack", topic, role or "both", helpful=vote == "helpful")
+        role = role or "both"
+        team, user = body.get("team", {}).get("id", ""), body["user"]["id"]
+        container = body.get("container", {})
+        channel = container.get("channel_id") or body.get("channel", {}).get("id") or ""
+        ts = container.get("message_ts") or body.get("message", {}).get("ts") or ""
+        answer = f"{channel}:{ts}" if ts else ""
+        vote = await self.rt.vote("slack", f"{team}:{user}", f"{team}:{answer}" if ts else "",
+                                  topic, role, helpful=choice == "helpful")
+        log.info("feedback: %s on %s from user %s (team %s): %s", choice, f"{topic}:{role}",
+                 user_ref("slack", user), team, vote.outcome)
+        if vote.outcome == "refused":
+            await respond(response_type="ephemeral", replace_original=False, **notice(
+                "That answer is out of date, so your vote was not counted; please ask again."))
+            return
+        if vote.recorded:
+            self.recorder.vote(platform="slack", user=user, channel=channel, topic=topic,
+                               role=role, helpful=choice == "helpful", message=answer)
+        private = bool(container.get("is_ephemeral"))
+        message = body.get("message") or {}
+        if not message.get("blocks"):
+            message = self._original(topic, role) or {}
+        if message and vote.tally:
+            await respond(replace_original=True, text=message.get("text", ""),
+                          blocks=_voted(message.get("blocks", []), vote.tally,
+                                        vote.choice if private else None))
+        if not private:  # the public buttons show the tally, not who voted what
+            mine = "helpful" if choice == "helpful" else "not helpful"
+            await respond(response_type="ephemeral", replace_original=False, **notice(
+                f"Thanks for the feedback! You marked this answer {mine}; press the other "
+                "button to change your vote."))
+
+    def _original(self, topic: str, role: str) -> SlackMessage | None:
+        """A private answer's message as it was sent (Slack's payload for a press under
+        an ephemeral message carries none of it)."""
+        reply = self._topic_reply(f"{topic}:{role}")
+        return self._render(reply, share=_share_value(reply)) if reply is not None else None
 
     async def on_pick_aspect(self, action: Body, respond: _Respond) -> None:
         aspect = (action.get("selected_option") or {}).get("value", "")
         await respond(response_type="ephemeral", replace_original=True, **self._compare(aspect))
+
+
+def _voted(blocks: list[Body], tally: Mapping[str, int], mine: str | None) -> list[Body]:
+    """`blocks` with the feedback buttons showing `tally` (choice -> votes); `mine`, the
+    voter's own choice, is marked when only they see the message."""
+    labels = {"helpful": "👍 Helpful", "not_helpful": "👎 Not helpful"}
+    out: list[Body] = []
+    for block in blocks:
+        if block.get("type") == "actions":
+            elements = []
+            for element in block.get("elements", []):
+                choice = str(element.get("action_id", "")).removeprefix(f"{FEEDBACK}_")
+                if choice in labels and element.get("action_id", "").startswith(FEEDBACK):
+                    element = {k: v for k, v in element.items() if k != "style"}
+                    label = f"{labels[choice]} · {tally.get(choice, 0)}"
+                    if choice == mine:
+                        label, element["style"] = f"✓ {label}", "primary"
+                    element["text"] = {"type": "plain_text", "text": label, "emoji": True}
+                elements.append(element)
+            block = {**block, "elements": elements}
+        out.append(block)
+    return out
 
 
 def _share_value(reply: Reply) -> str | None:

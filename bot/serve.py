@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from bot.settings import Settings
 
 if TYPE_CHECKING:
+    from bot.learning import Recorder
     from bot.runtime import Runtime
 
 __all__ = ["SETTLE", "UNFINISHED", "serve"]
@@ -45,6 +46,24 @@ async def _reload_on_sighup(runtime: Runtime) -> None:
     outcome = await runtime.reload(origin="signal", announce=False)
     log.log(logging.INFO if outcome.ok else logging.WARNING, "knowledge reload on SIGHUP: %s",
             outcome.summary())
+
+
+async def _key_user_refs(recorder: Recorder) -> None:
+    """User references in the log are keyed as the learning records are (bot/logs.py)."""
+    from bot.logs import set_user_key
+
+    try:
+        async with asyncio.timeout(10):
+            key = await recorder.hash_key()
+    except Exception as exc:  # storage unreachable: a key of this process's own
+        log.warning("user references in the log are keyed for this process only: the "
+                    "learning records' key could not be read (%s)", type(exc).__name__)
+        return
+    if key is None:
+        log.info("user references in the log are keyed for this process only (learning is "
+                 "off and CAREERBOT_HASH_KEY is not set)")
+        return
+    set_user_key(key)
 
 
 async def _serve(settings: Settings, slack: bool, discord: bool, knowledge: str | None,
@@ -67,6 +86,7 @@ async def _serve(settings: Settings, slack: bool, discord: bool, knowledge: str 
     runtime.learning = recorder.health
     if recorder.storage is not None:
         log.info("learning from use: recording to %s", recorder.storage.name)
+    await _key_user_refs(recorder)
     port = settings.port if port is None else port
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

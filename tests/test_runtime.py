@@ -211,3 +211,26 @@ async def test_a_reload_runs_off_the_event_loop(engine: Engine, via: str) -> Non
         await runtime._on_notice({"replica": "elsewhere", "version": "not-this-one"})
     opener.cancel()
     assert seen == [True]
+
+
+def test_user_refs_are_keyed_with_the_learning_records_key(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the key, hashing a member list finds no one: the reference is the first
+    48 bits of the records' HMAC, and another key gives another reference."""
+    import hashlib
+
+    import bot.logs
+    from bot.learning import keyed_hash
+    from bot.logs import set_user_key
+
+    monkeypatch.setattr(bot.logs, "_user_key", bot.logs._user_key)  # restored after
+    key = bytes(range(32))
+    set_user_key(key)
+    ref = user_ref("slack", "U0MEMBER")
+    assert ref == f"u-{keyed_hash(key, 'slack', 'U0MEMBER')[:12]}"
+    unkeyed = hashlib.blake2b(b"slack:U0MEMBER", digest_size=6).hexdigest()
+    assert ref != f"u-{unkeyed}" and user_ref("slack", "U0OTHER") != ref
+    set_user_key(bytes(32))
+    assert user_ref("slack", "U0MEMBER") != ref
+    with pytest.raises(ValueError):
+        set_user_key(b"")

@@ -215,6 +215,15 @@ class Recorder:
         else:
             log.debug("learning: still failing, %d item(s) not recorded (%s)", count, what)
 
+    async def hash_key(self) -> bytes | None:
+        """The key ids are hashed with: CAREERBOT_HASH_KEY, else the one kept with the
+        records (made on first use); None when learning is off and no key is set. Opens
+        the storage, so it may raise what opening it raises."""
+        if self.storage is None:
+            return self.settings.hash_key.encode() or None
+        await self._storage()
+        return self._key
+
     async def _storage(self) -> Storage:
         storage = self.storage
         if storage is None:

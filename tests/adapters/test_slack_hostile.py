@@ -118,3 +118,55 @@ async def test_malformed_requests_get_a_4xx_and_raise_no_error_metric(
     assert got == [(name, status) for name, _, _, _, status in cases]
     assert after == before
     assert not re.search(rb"Traceback|Error handling request", process.stderr)
+
+
+async def test_no_log_line_carries_a_user_id_name_question_or_response_url(
+        slack: FakeSlack, tmp_path: Path) -> None:
+    """At DEBUG, ours and the libraries' lines: an answered mention, a refused /careerbot
+    reload, an event no listener takes (bolt logs those), a response_url that fails once
+    (slack_sdk logs the retry with its URL). The user reference is the learning records'
+    keyed hash."""
+    from urllib.parse import urlencode
+
+    from bot.learning import keyed_hash
+    from tests.fakes.slack import Failure
+
+    user, name, words = "U0PRIVATE", "private.person", "Quuxville"
+    env = _env(slack) | {"CAREERBOT_LEARNING": "on",
+                         "CAREERBOT_LEARNING_DB": str(tmp_path / "learning.sqlite3")}
+    form = "application/x-www-form-urlencoded"
+
+    def command(text: str, key: str) -> bytes:
+        return urlencode({"team_id": TEAM, "channel_id": "C0GEN", "user_id": user,
+                          "user_name": name, "command": "/careerbot", "text": text,
+                          "response_url": slack.response_url(key)}).encode()
+
+    def event(inner: dict[str, object], event_id: str) -> bytes:
+        return json.dumps({"team_id": TEAM, "api_app_id": "A0APP", "type": "event_callback",
+                           "event_id": event_id, "event_time": 1, "event": inner}).encode()
+
+    async with serve("slack", "-v", env=env, cwd=tmp_path) as process, \
+            aiohttp.ClientSession() as http:
+        base = await _base(process)
+        mention = event({"type": "app_mention", "user": user, "channel": "C0GEN",
+                         "text": f"<@{BOT_USER}> what do ML engineers earn in {words}?",
+                         "ts": "1.000002"}, "EvPRIVATE1")
+        assert (await _post(http, base, mention, _signed(mention)))[0] == 200
+        unhandled = event({"type": "app_home_opened", "user": user, "tab": "home",
+                           "channel": "D0HOME"}, "EvPRIVATE2")
+        assert (await _post(http, base, unhandled, _signed(unhandled)))[0] == 404
+        slack.fail("response_url", Failure(status=500))
+        for text, key in ((f"salary in {words}", "private-key-1"), ("reload", "private-key-2")):
+            body = command(text, key)
+            assert (await _post(http, base, body, _signed(body), form))[0] == 200
+        await slack.wait_for("chat.postMessage")
+        await slack.wait_until(lambda: {c["key"] for c in slack.of("response_url")}
+                               >= {"private-key-1", "private-key-2"})
+        assert await process.stop() == 0
+    log = process.stderr.decode()
+    key = bytes.fromhex((tmp_path / "learning.key").read_text().strip())
+    assert f"user u-{keyed_hash(key, 'slack', user)[:12]}" in log  # the refused reload
+    assert "Unhandled request (details withheld)" in log
+    assert "retry handler found" in log and "<response_url withheld>" in log
+    for private in (user, name, words, "/response/", "private-key"):
+        assert private not in log, private

@@ -14,7 +14,7 @@ from conftest import EVAL, SHARED
 from bot.core import load_knowledge
 
 sys.path.insert(0, str(EVAL))
-from fingerprint import digest, fingerprint, runs  # noqa: E402
+from fingerprint import digest, figure_value, figures, fingerprint, runs  # noqa: E402
 
 CONTRACT = yaml.safe_load((EVAL / "topics.yaml").read_text(encoding="utf-8"))
 LABELS = CONTRACT["topics"]
@@ -114,6 +114,85 @@ def test_answers_name_articles_as_a_reader_would_never_by_id(knowledge):
 def test_the_id_check_catches_an_id(knowledge):
     ids = re.compile(rf"\b({'|'.join(map(re.escape, knowledge.sources))})\b", re.IGNORECASE)
     assert ids.search("as the workshop guide says") and ids.search("(novus, main table)")
+
+
+#: the name an answer credits each article by (knowledge/README.md lists them)
+CITED_AS = {"clarifying": "Clarifying the Critical Roles", "bluebird": "Bluebird",
+            "mlopsnow": "MLOps Now", "workshop": "AI Solutions wiki",
+            "novus": "Novus Tech World"}
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z*•(\"'])")
+_LIST_MARK = re.compile(r"^\s*(?:\d+[.)]|[•-])\s+")  # "1." numbers an item: no figure
+
+
+def _credited(text: str) -> set[str]:
+    return {sid for sid, name in CITED_AS.items() if name in text}
+
+
+def _claims(knowledge) -> list[tuple[str, str, set[str]]]:
+    """Every sentence or list item a reader sees, with the articles it rests on: those
+    it credits; else those the sentences before it in its paragraph last credited (a
+    list after "the guide gives:"); else the topic's sources. A comparison cell rests
+    on what it or its row's label credits, else on the topic's sources."""
+    claims = []
+    for topic in knowledge.topics.values():
+        cited = set(topic.sources)
+        for role, text in topic.answers.items():
+            for p, paragraph in enumerate(text.split("\n\n")):
+                credit = cited
+                for unit in (u for line in paragraph.split("\n")
+                             for u in _SENTENCE_END.split(_LIST_MARK.sub("", line))):
+                    credit = _credited(unit) or credit
+                    claims.append((f"{topic.id}.answers.{role}[{p}]", unit, credit))
+        for i, row in enumerate(topic.comparison.rows if topic.comparison else ()):
+            for cell in (row.data_scientist, row.ml_engineer):
+                credit = _credited(cell) or _credited(row.label) or cited
+                claims.append((f"{topic.id}.comparison.rows[{i}]", cell, credit))
+    return claims
+
+
+def _article_figures(knowledge) -> dict[str, set[str]]:
+    """Each source's figures by value, from the fingerprint (the articles need not be here)."""
+    sources = yaml.safe_load((knowledge.directory / "sources.yaml").read_text())
+    return {sid: {figure_value(f) for f in FINGERPRINT["figures"][entry["file"]]}
+            for sid, entry in sources.items()}
+
+
+def _unsupported(claims, article_figures) -> list[tuple[str, str, str]]:
+    """(where, figure, sentence) for each figure no article the sentence rests on gives."""
+    return [(where, figure, text) for where, text, credit in claims
+            for figure in figures(text)
+            if not any(figure_value(figure) in article_figures[sid] for sid in credit)]
+
+
+def test_every_source_has_the_name_answers_credit_it_by(knowledge):
+    assert set(CITED_AS) == set(knowledge.sources)
+    assert FINGERPRINT["figures"].keys() == set(FINGERPRINT["files"]), "run: make fingerprint"
+
+
+def test_each_figure_is_one_its_credited_article_gives(knowledge):
+    """$140k in a sentence crediting the Novus Tech World guide must be in that guide
+    ($140,000 counts); a figure no credited article gives has moved, or is made up."""
+    claims = _claims(knowledge)
+    assert sum(bool(figures(text)) for _, text, _ in claims) >= 12
+    assert not _unsupported(claims, _article_figures(knowledge))
+
+
+def test_each_credit_is_one_of_the_topics_sources(knowledge):
+    """A sentence crediting an article the topic does not cite has a credit that moved."""
+    strays = [(where, sorted(credit - set(knowledge.topics[where.split(".")[0]].sources)))
+              for where, _, credit in _claims(knowledge)
+              if credit - set(knowledge.topics[where.split(".")[0]].sources)]
+    assert not strays
+
+
+def test_the_figure_check_catches_a_figure_that_moved(knowledge):
+    found = _article_figures(knowledge)
+    moved = [("salary", "Bluebird puts data scientists at $120k–$170k.", {"bluebird"})]
+    assert [f for _, f, _ in _unsupported(moved, found)] == ["$120k", "$170k"]
+    kept = [("salary", "The Novus Tech World guide says $120K–$170,000.", {"novus"})]
+    assert not _unsupported(kept, found)
+    [(_, unit, credit), *rest] = [c for c in _claims(knowledge) if "Its FAQ" in c[1]]
+    assert credit == {"novus"}  # a list item rests on the sentence that introduced it
 
 
 def test_salary_answer_shows_both_articles_figures(knowledge):

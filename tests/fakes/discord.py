@@ -9,6 +9,12 @@ dispatches and sends its answers back over REST, where every request is recorded
         ...  # point the client at discord.api_url / discord.gateway_url
         await discord.wait_ready()
         callback = await discord.interact(discord.slash("ask", question="..."))
+
+Failures to inject: `fail("callback", Failure(404, 10062))` answers the next interaction
+callback as Discord does one that came too late (any route, by its handler's name);
+`close_gateway(4004)` closes the gateway with a code, `close_gateway(4000)` drops it (the
+client resumes; `resumes` holds RESUMEs back until set), and while `refuse` is set the
+gateway answers 503 instead of upgrading, as during an outage.
 """
 
 from __future__ import annotations
@@ -18,13 +24,14 @@ import itertools
 import json
 import re
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-__all__ = ["FakeDiscord", "Request"]
+__all__ = ["Failure", "FakeDiscord", "Request"]
 
 API = "/api/v10"
 EPHEMERAL = 1 << 6
@@ -42,6 +49,16 @@ class Request:
     body: Any  # the JSON body, or None
     authorization: str | None
     message: Json | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An injected REST failure: Discord's status and error (10062 Unknown interaction:
+    the interaction was not answered in time, or no longer exists)."""
+
+    status: int = 404
+    code: int = 10062
+    message: str = "Unknown interaction"
 
 
 class _Refused(Exception):
@@ -99,10 +116,19 @@ class FakeDiscord:
         self.identifies: list[Json] = []
         self.heartbeats = 0
         self.compression: list[str | None] = []  # what each gateway connection asked for
+        self.resumed: list[Json] = []  # RESUME payloads received (answered or held)
+        self.refused = 0  # gateway connections refused while `refuse` is set
+        #: RESUMEs are answered (RESUMED) while this is set; clear it to hold them back
+        self.resumes = asyncio.Event()
+        self.resumes.set()
+        #: while set, the gateway refuses connections (HTTP 503), as in an outage
+        self.refuse = False
+        self._failures: dict[str, deque[Failure]] = {}
         self.bot = user(self.BOT_ID, "careerbot", bot=True)
         self._ids = itertools.count(920000000000000000)
         self._sessions: dict[int, _Session] = {}
         self._dm_tokens: set[str] = set()
+        self._shard_count = 1
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -140,6 +166,28 @@ class FakeDiscord:
             await session.ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    # ------------------------------------------------------------------ failures
+
+    def fail(self, route: str, *failures: Failure) -> None:
+        """The next calls of `route` get `failures`, one each, in order. Routes are named
+        by their handler: "callback" (interaction responses), "followup" (webhook posts
+        and edits), "channel_message", "me", ..."""
+        self._failures.setdefault(route, deque()).extend(failures)
+
+    async def close_gateway(self, code: int, shard: int = 0) -> None:
+        """Close `shard`'s gateway connection with `code`: 4004 (authentication failed),
+        4013/4014 (intents), or one the client resumes after, such as 4000."""
+        session = self._sessions.pop(shard)
+        await session.ws.close(code=code, message=b"closed by the test")
+
+    async def wait_resumed(self, count: int = 1, timeout: float = 5.0) -> None:
+        """Until `count` RESUMEs have arrived (answered or held back)."""
+        await self._until(lambda: len(self.resumed) >= count, timeout)
+
+    async def wait_refused(self, count: int, timeout: float = 30.0) -> None:
+        """Until `count` connections have been refused while `refuse` was set."""
+        await self._until(lambda: self.refused >= count, timeout)
 
     @property
     def api_url(self) -> str:
@@ -314,8 +362,13 @@ class FakeDiscord:
             match = pattern.fullmatch(path)
             if match is None or method != request.method:
                 continue
+            queued = self._failures.get(handler.__name__.lstrip("_"))
             if auth and request.headers.get("Authorization") != f"Bot {self.token}":
                 status, payload = 401, {"message": "401: Unauthorized", "code": 0}
+            elif queued:
+                failure = queued.popleft()
+                status, payload = failure.status, {"message": failure.message,
+                                                   "code": failure.code}
             else:
                 try:
                     status = 200
@@ -386,6 +439,10 @@ class FakeDiscord:
     # ------------------------------------------------------------------ gateway
 
     async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        if self.refuse:
+            self.refused += 1
+            await self._notify()
+            return web.Response(status=503, text="gateway unavailable")
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         compress = request.query.get("compress")
@@ -404,12 +461,27 @@ class FakeDiscord:
                 await session.send({"op": 11})
             elif packet["op"] == 2:
                 await self._identify(session, packet["d"])
+            elif packet["op"] == 6:
+                await self._resume(session, packet["d"])
         return ws
+
+    async def _resume(self, session: _Session, resume: Json) -> None:
+        """RESUMED on the session named (its shard's), once `resumes` lets it through."""
+        self.resumed.append(resume)
+        await self._notify()
+        await self.resumes.wait()
+        shard = int(resume["session_id"].removeprefix("session-"))
+        session.shard = (shard, self._shard_count)
+        session.seq = int(resume.get("seq") or 0)
+        await session.send({"op": 0, "t": "RESUMED", "d": {}})
+        self._sessions[shard] = session
+        await self._notify()
 
     async def _identify(self, session: _Session, identify: Json) -> None:
         self.identifies.append(identify)
         shard_id, count = identify.get("shard", [0, 1])
         session.shard = (shard_id, count)
+        self._shard_count = count
         ready: Json = {
             "v": 10, "user": self.bot, "session_id": f"session-{shard_id}",
             "resume_gateway_url": self.gateway_url,

@@ -11,10 +11,12 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import re
 import sys
 from typing import Any, TypeAlias, cast
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
@@ -65,6 +67,25 @@ _NO_TOKEN = ("DISCORD_TOKEN is not set: copy the bot token from the Discord deve
              "(your application > Bot > Reset Token) into the environment or .env.")
 _BAD_TOKEN = ("Discord rejected DISCORD_TOKEN (401 Unauthorized): reset the bot token in the "
               "Discord developer portal (your application > Bot) and set the new one.")
+#: why the gateway will not take the bot back, by close code (the rest are resumed)
+_CLOSED = {
+    4004: "Discord closed the gateway: DISCORD_TOKEN is no longer valid (4004 Authentication "
+          "failed; was the token reset?). Set the bot's current token and start again.",
+    4010: "Discord closed the gateway: invalid shard (4010). Check DISCORD_SHARD_COUNT and "
+          "DISCORD_SHARD_IDS.",
+    4011: "Discord closed the gateway: sharding required (4011). Set DISCORD_SHARD_COUNT.",
+    4012: "Discord closed the gateway: invalid API version (4012).",
+    4013: "Discord closed the gateway: invalid intents (4013). This careerbot asks for "
+          "intents Discord does not know: upgrade or report it.",
+    4014: "Discord closed the gateway: disallowed intents (4014). careerbot needs no "
+          "privileged intent; if this persists, check the application's Bot page.",
+}
+#: a login that takes longer than this is an unreachable API, not a slow one
+_LOGIN_TIMEOUT = 30.0
+#: Discord's codes for an interaction that can no longer be answered: too late (more than
+#: 3 s, or gone), or answered already (by another process with the same token)
+_EXPIRED = {10062: "the interaction expired (Discord's 3 s passed)",
+            40060: "the interaction was answered already"}
 
 
 def use_endpoints(settings: Settings) -> None:
@@ -104,6 +125,8 @@ class CareerBot(discord.Client):
         self.tree = _Tree(self)
         _add_commands(self.tree)
         self.tree.error(self._on_command_error)
+        #: per gateway connection (None: the only one), READY or RESUMED since it dropped
+        self._gateway: dict[int | None, bool] = {}
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(FollowUpButton, VoteButton)
@@ -111,6 +134,40 @@ class CareerBot(discord.Client):
     async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
         self.rt.metrics.errors.labels("discord").inc()
         log.exception("Discord event %s failed", event_method)
+
+    # ------------------------------------------------------------------ the gateway, for /healthz
+
+    def connections(self) -> list[int | None]:
+        """The gateway connections this process runs: one, or its shards."""
+        return [None]
+
+    def gateway_up(self) -> bool:
+        """Every connection has identified or resumed since it last dropped (readiness)."""
+        return (not self.is_closed() and self.is_ready()
+                and all(self._gateway.get(c, False) for c in self.connections()))
+
+    def _connected(self, shard: int | None, how: str) -> None:
+        was = self._gateway.get(shard)
+        if was is None:
+            log.info("Discord gateway%s ready", _shard(shard))
+        elif not was:  # back after a drop
+            log.info("Discord gateway%s %s: ready again", _shard(shard), how)
+        self._gateway[shard] = True
+
+    def _dropped(self, shard: int | None) -> None:
+        if self._gateway.get(shard, True):  # once an outage, however many retries it takes
+            log.warning("Discord gateway%s disconnected: not ready until it is back",
+                        _shard(shard))
+        self._gateway[shard] = False
+
+    async def on_ready(self) -> None:
+        self._connected(None, "identified again")
+
+    async def on_resumed(self) -> None:
+        self._connected(None, "resumed")
+
+    async def on_disconnect(self) -> None:
+        self._dropped(None)
 
     # ------------------------------------------------------------------ mentions and DMs
 
@@ -230,17 +287,63 @@ class CareerBot(discord.Client):
 
     async def _on_command_error(self, interaction: discord.Interaction,
                                 error: app_commands.AppCommandError) -> None:
+        """Never raises: an interaction that can no longer be answered is counted and logged
+        once; otherwise the user is told, in place of the answer or of a deferred reply's
+        "thinking…"."""
         name = interaction.command.name if interaction.command else "?"
+        cause = getattr(error, "original", error)
         self.rt.metrics.errors.labels("discord").inc()
+        if isinstance(cause, discord.HTTPException) and cause.code in _EXPIRED:
+            self.undelivered(f"/{name}", cause)
+            return
         log.error("/%s failed", name, exc_info=error)
-        if not interaction.response.is_done():
-            await _respond(interaction, render_text("Sorry, something went wrong on my side."),
-                           ephemeral=True)
+        page = render_text("Sorry, something went wrong on my side.")[0]
+        try:
+            if interaction.response.is_done():  # deferred, or answered before it failed
+                await interaction.followup.send(ephemeral=True, **page.kwargs())
+            else:
+                await interaction.response.send_message(ephemeral=True, **page.kwargs())
+        except discord.HTTPException as exc:
+            self.undelivered(f"/{name}", exc)
+
+    def undelivered(self, where: str, error: discord.HTTPException) -> None:
+        """A reply Discord would not take: counted and logged once, with Discord's code
+        and why, never what it said or who asked."""
+        reason = str(error.code or f"http {error.status}")
+        self.rt.metrics.undelivered.labels("discord", reason).inc()
+        why = _EXPIRED.get(error.code) or f"{error.status} {error.text or 'no reason given'}"
+        log.warning("a reply could not be delivered (%s): Discord %s: %s", where, reason, why,
+                    extra={"fields": {"platform": "discord", "reason": reason}})
 
 
 class ShardedCareerBot(CareerBot, discord.AutoShardedClient):
     """The same bot over several gateway connections (DISCORD_SHARD_COUNT > 1): all of
     them, or the DISCORD_SHARD_IDS this process runs while other processes run the rest."""
+
+    def connections(self) -> list[int | None]:
+        return list(self.shard_ids or range(self.shard_count or 1))
+
+    async def on_ready(self) -> None:  # per shard below: these come for the whole client
+        pass
+
+    async def on_resumed(self) -> None:
+        pass
+
+    async def on_disconnect(self) -> None:
+        pass
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        self._connected(shard_id, "identified again")
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self._connected(shard_id, "resumed")
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self._dropped(shard_id)
+
+
+def _shard(shard: int | None) -> str:
+    return "" if shard is None else f" (shard {shard})"
 
 
 class _Tree(app_commands.CommandTree[CareerBot]):
@@ -403,12 +506,45 @@ async def run_discord(engine: Engine, settings: Settings, recorder: Recorder | N
     _check_token(settings)
     use_endpoints(settings)
     async with create_client(engine, settings, recorder, runtime=runtime) as client:
-        # ready (for /healthz) once every shard this process runs is connected
-        client.rt.set_platform("discord", lambda: client.is_ready() and not client.is_closed())
+        # ready (for /healthz) while every shard this process runs is connected
+        client.rt.set_platform("discord", client.gateway_up)
+        await _login(client, settings.discord_token)
         try:
-            await client.start(settings.discord_token)
-        except discord.LoginFailure:
-            raise ConfigurationError(_BAD_TOKEN) from None
+            await client.connect()
+        except discord.PrivilegedIntentsRequired:
+            raise ConfigurationError(_CLOSED[4014]) from None
+        except discord.ConnectionClosed as exc:
+            if exc.code in _CLOSED:  # the gateway will not take the bot back
+                raise ConfigurationError(_CLOSED[exc.code]) from None
+            raise
+
+
+async def _login(client: discord.Client, token: str) -> None:
+    """Log in over REST; a rejected token, or an API that cannot be reached, is a
+    ConfigurationError saying which (the address without any credentials in it)."""
+    where = yarl.URL(Route.BASE).with_user(None)
+    try:
+        async with asyncio.timeout(_LOGIN_TIMEOUT):
+            await client.login(token)
+    except discord.LoginFailure:
+        raise ConfigurationError(_BAD_TOKEN) from None
+    except TimeoutError:
+        raise ConfigurationError(f"Discord's API at {where} did not answer within "
+                                 f"{_LOGIN_TIMEOUT:.0f} s: check DISCORD_API_URL and the "
+                                 "network.") from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise ConfigurationError(f"cannot reach Discord's API at {where} "
+                                 f"({type(exc).__name__}: {_reason(exc)}): check "
+                                 "DISCORD_API_URL and the network.") from None
+    except discord.HTTPException as exc:
+        raise ConfigurationError(f"Discord's API at {where} answered {exc.status} at login: "
+                                 "try again later, or check DISCORD_API_URL.") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """An OS error's own words ('Connection refused'), not aiohttp's with the address."""
+    number = getattr(getattr(exc, "os_error", exc), "errno", None)
+    return os.strerror(number) if number else str(exc)
 
 
 async def sync_commands(settings: Settings,

@@ -29,7 +29,7 @@ from tests.serve_process import ServeProcess, serve
 TOKEN = "MTA.fake-bot-token.for-tests-only"
 WAIT = 30.0  # a bound on waits for a whole process, not a speed target
 D = FakeDiscord
-_PORT = re.compile(rb"serving /healthz and /metrics on port (\d+)")
+_PORT = re.compile(rb"serving /healthz and /metrics on (?:ops )?port (\d+)")
 _NEVER = (b"Traceback", b"Task exception was never retrieved", TOKEN.encode())
 
 

@@ -238,8 +238,10 @@ async def test_readiness_is_503_while_the_gateway_resumes_and_200_once_back(
         assert status == 200
         assert (await _asked(bot)).body["data"]["embeds"]
         assert await bot.process.stop() == 0
-    # one warning an outage, however many reconnects it took
+    # one warning an outage, however many reconnects it took; each attempt one line
     assert bot.count(b"Discord gateway disconnected: not ready until it is back") == 2
+    assert bot.count(b"WARNING discord.client: Attempting a reconnect in ") >= 3
+    assert b"Traceback" not in bot.process.stderr
 
 
 # ---------------------------------------------------------------------- learning store

@@ -346,6 +346,23 @@ def _shard(shard: int | None) -> str:
     return "" if shard is None else f" (shard {shard})"
 
 
+class _ReconnectLine(logging.Filter):
+    """discord.py logs each attempt to reconnect the gateway at ERROR with a traceback;
+    an outage is no bug of ours: one WARNING line each, with the reason."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith("Attempting a reconnect"):
+            error = record.exc_info[1]
+            why = f"{type(error).__name__}: {error}".replace("%", "%%")
+            record.msg = f"{record.msg} ({why})"
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_RECONNECT_LINE = _ReconnectLine()
+
+
 class _Tree(app_commands.CommandTree[CareerBot]):
     async def interaction_check(self, interaction: discord.Interaction[CareerBot]) -> bool:
         """Every command and autocomplete counts as in flight until it ends."""
@@ -505,6 +522,7 @@ async def run_discord(engine: Engine, settings: Settings, recorder: Recorder | N
     """Serve Discord until cancelled; a missing or rejected token raises ConfigurationError."""
     _check_token(settings)
     use_endpoints(settings)
+    logging.getLogger("discord.client").addFilter(_RECONNECT_LINE)  # once, however often
     async with create_client(engine, settings, recorder, runtime=runtime) as client:
         # ready (for /healthz) while every shard this process runs is connected
         client.rt.set_platform("discord", client.gateway_up)

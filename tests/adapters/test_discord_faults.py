@@ -299,3 +299,22 @@ async def _stats(fake: FakeDiscord) -> str:
     await fake.interact(asked, timeout=WAIT)
     [reply] = await fake.followups(asked, 1, WAIT)
     return _text(reply)
+
+
+async def test_readiness_follows_each_shard(discord: FakeDiscord, tmp_path: Path) -> None:
+    async with serve("discord", env=_env(discord, DISCORD_SHARD_COUNT="2"),
+                     cwd=tmp_path) as process, aiohttp.ClientSession() as http:
+        port = int((await process.wait_for_line(_PORT, WAIT)).group(1))
+        bot = Bot(process, discord, f"http://127.0.0.1:{port}", http)
+        await discord.wait_ready(shards=2, timeout=WAIT)
+        await bot.line(rb"(?s)(Discord gateway \(shard [01]\) ready.*){2}")
+        assert (await bot.health())[0] == 200
+        discord.resumes.clear()
+        await discord.close_gateway(4000, shard=1)
+        await discord.wait_resumed(1, WAIT)
+        status, body = await bot.health()
+        assert status == 503 and body["platforms"] == {"discord": False}
+        discord.resumes.set()
+        await bot.line(rb"Discord gateway \(shard 1\) resumed: ready again")
+        assert (await bot.health())[0] == 200
+        assert await process.stop() == 0

@@ -172,7 +172,8 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
     engine = _engine(settings, args.knowledge)
     chat = ConsoleChat(engine, knowledge_dir=Path(args.knowledge) if args.knowledge else None,
-                       ansi=sys.stdout.isatty(), width=terminal_width())
+                       ansi=sys.stdout.isatty() and not os.environ.get("NO_COLOR"),
+                       width=terminal_width())
     return chat.run()
 
 

@@ -10,8 +10,10 @@ import asyncio
 import os
 import re
 import shutil
+import signal
 import sys
 import textwrap
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
@@ -24,6 +26,20 @@ from bot.store import InProcessStore, Store
 __all__ = ["ConsoleChat", "render_text"]
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*|\*(.+?)\*")
+_HELP = """**What I answer**: questions about two careers, data scientist vs machine-learning
+engineer: what each does, salary, skills, tools, coding, education, career path, switching
+between them, job outlook and which one to choose, from five published articles I cite.
+
+**How to ask**: type a question in plain words, e.g. "do ml engineers need a CS degree?".
+Follow-ups work too: "and for MLEs?", "what about pay?". A number picks one of the
+follow-ups offered under an answer.
+
+**Commands**
+• `/compare <aspect>`: the two roles side by side, e.g. `/compare salary`
+• `/topics`: everything I cover
+• `/reload`: read the knowledge files again (a broken file is reported; the old answers stay)
+• `/help`: this message
+• `quit`, `exit`, Ctrl-D or Ctrl-C twice: leave"""
 
 
 def _plain(markdown: str, ansi: bool) -> str:
@@ -88,7 +104,9 @@ class ConsoleChat:
 
     async def reply_for(self, line: str) -> Reply | str:
         line = line.strip()
-        if line.isdigit() and 0 < int(line) <= len(self._offered):
+        if line.isdigit() and self._offered:
+            if not 0 < int(line) <= len(self._offered):
+                return f"Pick 1–{len(self._offered)}, one of the follow-ups above."
             pick = self._offered[int(line) - 1]
             reply = self.engine.topic_reply(pick.topic, pick.role)
             if (turn := Turn.of(reply)) is not None:
@@ -102,12 +120,17 @@ class ConsoleChat:
             if command == "topics":
                 return self.engine.topics()
             if command == "help":
-                return self.engine.help()
+                return self.help()
             if command == "reload":
                 return self.engine.reload(self.knowledge_dir).summary()
             return f"Unknown command /{command}. Try /help, /topics, /compare <aspect>, /reload."
         return await self.engine.converse(Query(text=line, conversation=self.conversation),
                                           self.store)
+
+    def help(self) -> Reply:
+        """How to use this chat: what to ask, and the console's own commands."""
+        return Reply(title="How to use careerbot here", kind="notice", text=_HELP,
+                     suggestions=self.engine.help().suggestions)
 
     async def handle(self, line: str) -> str:
         reply = await self.reply_for(line)
@@ -124,6 +147,10 @@ class ConsoleChat:
         # reading the terminal blocks this loop; nothing else runs on it
         interactive = stdin.isatty() and stdout.isatty()
         read: Callable[[str], str]
+        if interactive and threading.current_thread() is threading.main_thread():
+            # asyncio.run's own SIGINT handler would wait for this loop, which the blocking
+            # read holds: Ctrl-C is a KeyboardInterrupt in the read instead, as in a shell
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         if interactive:
             read = _readline_input()
             stdout.write(await self.handle("/help") + "\n\n")
@@ -133,13 +160,24 @@ class ConsoleChat:
                 if not line:
                     raise EOFError
                 return line
+        interrupted = False
         while True:
             try:
                 line = read(prompt)
-            except (EOFError, KeyboardInterrupt):
+            except KeyboardInterrupt:
+                # as in a shell: the first Ctrl-C drops the line, a second one in a row quits
+                if interactive and not interrupted:
+                    interrupted = True
+                    stdout.write("\n(Ctrl-C again, or Ctrl-D, to quit)\n")
+                    continue
                 if interactive:
                     stdout.write("\nbye!\n")
                 return 0
+            except EOFError:
+                if interactive:
+                    stdout.write("\nbye!\n")
+                return 0
+            interrupted = False
             if line.strip().lower() in {"/quit", "/exit", "quit", "exit"}:
                 return 0
             if not line.strip():

@@ -13,12 +13,13 @@ import re
 import stat
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
+from rapidfuzz import fuzz, process
 
 from bot.core.models import ROLES, Comparison, ComparisonRow, Role, Source
 
@@ -63,9 +64,11 @@ class Problem:
     file: str
     field: str
     why: str
+    line: int | None = None  # where the field is in its file, when it can be found
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.field}: {self.why}"
+        at = f" (line {self.line})" if self.line else ""
+        return f"{self.file}: {self.field}: {self.why}{at}"
 
 
 class KnowledgeError(Exception):
@@ -271,6 +274,30 @@ def _read_yaml(path: Path, root: Path, errors: _Collector) -> Any:
     return value
 
 
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _located(problem: Problem, data: bytes | None) -> Problem:
+    """`problem` with the line its field is on, found by walking the file's YAML nodes
+    (PyYAML's marks) along the field's path ("comparison.rows[2].label")."""
+    if data is None or problem.field.startswith("("):
+        return problem
+    try:
+        node = yaml.compose(data.decode("utf-8"), Loader=yaml.SafeLoader)
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return problem
+    for key, index in _STEP.findall(problem.field):
+        if isinstance(node, yaml.MappingNode) and key:
+            node = next((v for k, v in node.value if k.value == key), None)
+        elif isinstance(node, yaml.SequenceNode) and index and int(index) < len(node.value):
+            node = node.value[int(index)]
+        else:
+            node = None
+        if node is None:
+            return problem
+    return replace(problem, line=node.start_mark.line + 1) if node is not None else problem
+
+
 def _depth(value: Any) -> int:
     """How deeply lists and mappings nest (without recursion, whatever the input)."""
     deepest = 0
@@ -312,7 +339,10 @@ def _text(value: Any, file: str, name: str, errors: _Collector, required: bool =
         if required:
             errors.add(file, name, "is missing")
         return ""
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
+        errors.add(file, name, f"must be text, not {type(value).__name__}")
+        return ""
+    if not value.strip():
         errors.add(file, name, "must be non-empty text")
         return ""
     return value.strip()
@@ -536,21 +566,32 @@ def _load_out_of_scope(root: Path, errors: _Collector) -> tuple[OutOfScopeGroup,
     return tuple(groups)
 
 
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    hit = process.extractOne(name, list(known), scorer=fuzz.ratio, score_cutoff=70)
+    return f" (did you mean {hit[0]!r}?)" if hit else ""
+
+
 def _cross_check(topics: dict[str, Topic], sources: Mapping[str, Source],
-                 groups: tuple[OutOfScopeGroup, ...], errors: _Collector) -> None:
+                 groups: tuple[OutOfScopeGroup, ...], errors: _Collector,
+                 unread: frozenset[str] = frozenset()) -> None:
+    """What spans files; `unread` are topic ids whose files did not load (not unknown)."""
     seen_examples: dict[str, str] = {}
     seen_aspects: dict[str, str] = {}
     for topic in topics.values():
         rel = f"topics/{topic.id}.yaml"
         for i, sid in enumerate(topic.sources):
             if sid not in sources:
-                errors.add(rel, f"sources[{i}]", f"unknown source {sid!r} "
-                           f"(known: {', '.join(sorted(sources)) or 'none'})")
+                errors.add(rel, f"sources[{i}]", f"unknown source {sid!r}"
+                           + _did_you_mean(sid, sources)
+                           + f" (known: {', '.join(sorted(sources)) or 'none'})")
         if not topic.sources and not topic.smalltalk:
             errors.add(rel, "sources", "must cite at least one article from sources.yaml")
         for i, fid in enumerate(topic.follow_ups):
+            if fid in unread:
+                continue  # its own file's problem is reported; one cause, one line
             if fid not in topics:
-                errors.add(rel, f"follow_ups[{i}]", f"unknown topic {fid!r}")
+                errors.add(rel, f"follow_ups[{i}]", f"unknown topic {fid!r}"
+                           + _did_you_mean(fid, topics))
             elif fid == topic.id:
                 errors.add(rel, f"follow_ups[{i}]", "a topic cannot follow up on itself")
         for i, example in enumerate(topic.examples):
@@ -598,16 +639,19 @@ def load_knowledge(directory: str | Path | None = None) -> Knowledge:
     if not root.is_dir():
         raise KnowledgeError([Problem(str(root), "(directory)", "does not exist")])
     topics: dict[str, Topic] = {}
+    unread: set[str] = set()
     for path in _topic_files(root, errors):
         topic = _load_topic(path, root, errors)
         if topic is not None:
             topics[topic.id] = topic
+        else:
+            unread.add(path.stem)
     sources = _load_sources(root, errors)
     vocabulary = _load_vocabulary(root, errors)
     groups = _load_out_of_scope(root, errors)
-    _cross_check(topics, sources, groups, errors)
+    _cross_check(topics, sources, groups, errors, frozenset(unread))
     if errors.problems:
-        raise KnowledgeError(errors.problems)
+        raise KnowledgeError([_located(p, errors.read.get(p.file)) for p in errors.problems])
 
     # the version names exactly the bytes parsed above: a file changed meanwhile is not in it
     digest = hashlib.sha256()

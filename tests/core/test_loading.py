@@ -120,3 +120,25 @@ def test_hard_wrapped_answers_become_paragraphs_and_keep_their_lists(knowledge_c
     edit(knowledge_copy / "topics" / "salary.yaml", wrap)
     text = load_knowledge(knowledge_copy).topics["salary"].answers["both"]
     assert text == "One line wrapped here.\n\nA list:\n• first item\n• second"
+
+
+def test_validate_says_where_and_what_it_meant(knowledge_copy):
+    """A problem carries its line; an unknown id gets a 'did you mean'; a wrong type says
+    which; and one broken file is one problem, not one more per file that names it."""
+    tools = knowledge_copy / "topics" / "tools.yaml"
+    tools.write_text(tools.read_text().replace("follow_ups: [", "follow_ups: [skils, ", 1))
+    salary = knowledge_copy / "topics" / "salary.yaml"
+    salary.write_text(salary.read_text().replace("summary:", "summary: 42\nold_summary:", 1))
+    (knowledge_copy / "topics" / "coding.yaml").write_text("id: [\n")
+    with pytest.raises(KnowledgeError) as info:
+        load_knowledge(knowledge_copy)
+    found = {(p.file, p.field): p for p in info.value.problems}
+    skils = found["topics/tools.yaml", "follow_ups[0]"]
+    assert "(did you mean 'skills'?)" in skils.why
+    assert tools.read_text().splitlines()[skils.line - 1].startswith("follow_ups:")
+    summary = found["topics/salary.yaml", "summary"]
+    assert summary.why == "must be text, not int" and summary.line == 4
+    assert str(summary).endswith("(line 4)")
+    # coding.yaml is named as follow-up by other topics: only its own problem is reported
+    assert [p.file for p in info.value.problems].count("topics/coding.yaml") == 1
+    assert not any("'coding'" in p.why for p in info.value.problems)

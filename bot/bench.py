@@ -899,21 +899,26 @@ async def _child_slack_server(config: dict[str, Any]) -> None:
     logging.basicConfig(level=logging.WARNING)
     from bot.adapters.slack.app import build_app, start_http
     from bot.core import Engine
+    from bot.ops import start_server
     from bot.settings import Settings
 
     engine = Engine(knowledge_dir=config["knowledge"])
     settings = Settings(slack_bot_token=config["bot_token"],
                         slack_signing_secret=config["secret"],
                         slack_api_url=config["api_url"])
-    runner = await start_http(build_app(engine, settings), "127.0.0.1", 0)
+    app = build_app(engine, settings)
+    runner = await start_http(app, "127.0.0.1", 0)
+    ops = await start_server(app.runtime, "127.0.0.1", 0)  # /healthz, as serve runs it
     try:
-        print(json.dumps({"port": runner.addresses[0][1]}), flush=True)
+        print(json.dumps({"port": runner.addresses[0][1], "ops_port": ops.addresses[0][1]}),
+              flush=True)
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(reader.read(), config["lifetime"])
     finally:
+        await ops.cleanup()
         await runner.cleanup()
 
 
@@ -1045,14 +1050,16 @@ async def _slack_load(b: Bench) -> dict[str, Any]:
             if not line:
                 raise RuntimeError("the Slack app did not start: "
                                    + server_log.read_text(errors="replace")[-2000:])
-            base = f"http://127.0.0.1:{json.loads(line)['port']}"
+            ports = json.loads(line)
+            base = f"http://127.0.0.1:{ports['port']}"
+            ops = f"http://127.0.0.1:{ports['ops_port']}"
             common = {"n": plan.requests, "concurrency": plan.concurrency,
                       "time_limit": plan.time_limit, "request_timeout": 10.0,
                       "secret": SIGNING_SECRET, "texts": texts,
                       "response_base": slack.response_url("")}
             _say(f"6. slack: baseline, {plan.requests} GET /healthz")
             health = await _run_child(_child("_slack-load", {**common, "health": True,
-                                                             "url": base + "/healthz"}),
+                                                             "url": ops + "/healthz"}),
                                       plan.time_limit + 60)
             _say(f"6. slack: {plan.requests} signed /careerbot commands at concurrency "
                  f"{plan.concurrency}")

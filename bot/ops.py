@@ -1,4 +1,9 @@
-"""The serving process's HTTP face: GET /healthz and GET /metrics (and Slack's events).
+"""The serving process's ops port: GET /healthz and GET /metrics (CAREERBOT_OPS_PORT).
+
+They are served apart from Slack's public events port (CAREERBOT_PORT), which
+serves POST /slack/events alone: what /healthz shows (the replica's host and pid,
+the store's address, the knowledge version) is for probes and scrapers inside the
+network, not for whoever finds the events URL.
 
 - `GET /healthz`: readiness. 200 when the knowledge is loaded, every platform is
   connected and the process is not shutting down; 503 otherwise. The JSON body
@@ -42,12 +47,12 @@ def ops_routes(runtime: Runtime) -> list[web.RouteDef]:
 
 async def start_server(runtime: Runtime, host: str, port: int,
                        routes: Iterable[web.RouteDef] = (),
-                       on_cleanup: Iterable[Callable[[web.Application], Awaitable[None]]] = ()
-                       ) -> web.AppRunner:
-    """Serve the ops routes (and `routes`) on host:port; the caller cleans the runner up,
-    which runs `on_cleanup`."""
+                       on_cleanup: Iterable[Callable[[web.Application], Awaitable[None]]] = (),
+                       *, ops: bool = True) -> web.AppRunner:
+    """Serve the ops routes (unless not `ops`) and `routes` on host:port; the caller
+    cleans the runner up, which runs `on_cleanup`."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app.add_routes([*ops_routes(runtime), *routes])
+    app.add_routes([*(ops_routes(runtime) if ops else ()), *routes])
     app.on_cleanup.extend(on_cleanup)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -1,9 +1,9 @@
-"""Serve Slack and/or Discord from one process: one engine, one store, one HTTP port.
+"""Serve Slack and/or Discord from one process: one engine, one store.
 
-The port (CAREERBOT_PORT) serves GET /healthz and GET /metrics, and in Slack's
-HTTP mode POST /slack/events as well. With REDIS_URL, the process is one replica
-of many: they share conversations, rate limits and seen events through Redis,
-and a knowledge reload on one reaches the others.
+The ops port (CAREERBOT_OPS_PORT) serves GET /healthz and GET /metrics; in Slack's
+HTTP mode the public port (CAREERBOT_PORT) serves POST /slack/events, and only that.
+With REDIS_URL, the process is one replica of many: they share conversations, rate
+limits and seen events through Redis, and a knowledge reload on one reaches the others.
 
 Signals, as a daemon's:
 - SIGHUP reloads the knowledge (this process only) and keeps serving.
@@ -48,13 +48,13 @@ async def _reload_on_sighup(runtime: Runtime) -> None:
             outcome.summary())
 
 
-async def _key_user_refs(recorder: Recorder) -> None:
+async def _key_user_refs(settings: Settings, recorder: Recorder) -> None:
     """User references in the log are keyed as the learning records are (bot/logs.py)."""
     from bot.logs import set_user_key
 
     try:
         async with asyncio.timeout(10):
-            key = await recorder.hash_key()
+            key = settings.learning.hash_key.encode() or await recorder.hash_key()
     except Exception as exc:  # storage unreachable: a key of this process's own
         log.warning("user references in the log are keyed for this process only: the "
                     "learning records' key could not be read (%s)", type(exc).__name__)
@@ -86,8 +86,13 @@ async def _serve(settings: Settings, slack: bool, discord: bool, knowledge: str 
     runtime.learning = recorder.health
     if recorder.storage is not None:
         log.info("learning from use: recording to %s", recorder.storage.name)
-    await _key_user_refs(recorder)
+    await _key_user_refs(settings, recorder)
     port = settings.port if port is None else port
+    if slack and not settings.slack_app_token and port and port == settings.ops_port:
+        from bot.adapters.errors import ConfigurationError
+
+        raise ConfigurationError(f"--port {port} is CAREERBOT_OPS_PORT: /healthz and /metrics "
+                                 "are kept off the public events port; choose another")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     reloads: set[asyncio.Task[None]] = set()
@@ -108,13 +113,13 @@ async def _serve(settings: Settings, slack: bool, discord: bool, knowledge: str 
         for name, wanted in (("slack", slack), ("discord", discord)):
             if wanted:
                 runtime.set_platform(name, False)  # not ready until it has connected
-        if not (slack and not settings.slack_app_token):  # Slack's HTTP mode serves them itself
-            try:
-                runner = await start_server(runtime, settings.host, port)
-                log.info("serving /healthz and /metrics on port %d", bound_port(runner))
-            except OSError as exc:  # the bot itself needs no port: go on without them
-                log.error("cannot serve /healthz and /metrics on %s:%d (%s); set "
-                          "CAREERBOT_PORT to a free port", settings.host, port, exc.strerror)
+        try:
+            runner = await start_server(runtime, settings.host, settings.ops_port)
+            log.info("serving /healthz and /metrics on ops port %d", bound_port(runner))
+        except OSError as exc:  # the bot itself needs no ops port: go on without it
+            log.error("cannot serve /healthz and /metrics on %s:%d (%s); set "
+                      "CAREERBOT_OPS_PORT to a free port", settings.host, settings.ops_port,
+                      exc.strerror)
         if slack:
             from bot.adapters.slack.app import run_slack
 

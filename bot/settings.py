@@ -211,6 +211,15 @@ _RATE_LIMIT = (0, 10_000)
 _SHARD_COUNT = (1, 10_000)
 
 
+def _ops_port(env: Mapping[str, str]) -> int:
+    ops = _int(env, "CAREERBOT_OPS_PORT", 3001, *_PORT)
+    if ops and ops == _int(env, "CAREERBOT_PORT", 3000, *_PORT):
+        raise SettingError(f"setting CAREERBOT_OPS_PORT must differ from CAREERBOT_PORT "
+                           f"(both {ops}): /healthz and /metrics are kept off the public "
+                           "events port")
+    return ops
+
+
 @dataclass(frozen=True)
 class Settings:
     knowledge_dir: Path | None = None
@@ -233,9 +242,11 @@ class Settings:
     #: the shards this process runs (all of them when empty)
     discord_shard_ids: tuple[int, ...] = ()
     log_json: bool = False
-    # Serving: /healthz, /metrics (and Slack's HTTP mode) on one port; SIGTERM's grace
+    # Serving: Slack's HTTP mode (POST /slack/events, public) on `port`; /healthz and
+    # /metrics on `ops_port`, for probes and scrapers only; SIGTERM's grace
     host: str = "0.0.0.0"
     port: int = 3000
+    ops_port: int = 3001
     shutdown_grace: float = 20.0
     #: Redis shared by replicas (state, learning records); empty: in-process and SQLite
     redis_url: str = field(default="", repr=False)
@@ -297,6 +308,7 @@ class Settings:
             discord_shard_ids=_shard_ids(merged, shard_count),
             host=_text(merged, "CAREERBOT_HOST", "0.0.0.0"),
             port=_int(merged, "CAREERBOT_PORT", 3000, *_PORT),
+            ops_port=_ops_port(merged),
             shutdown_grace=_float(merged, "CAREERBOT_SHUTDOWN_GRACE", 20.0, *_SHUTDOWN_GRACE),
             log_json=_bool(merged, "CAREERBOT_LOG_JSON", False),
             redis_url=_url(merged, "REDIS_URL", "", ("redis", "rediss", "unix"), secret=True),

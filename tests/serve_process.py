@@ -22,6 +22,7 @@ __all__ = ["ServeProcess", "serve"]
 ROOT = Path(__file__).resolve().parents[1]
 WAIT = 30.0
 _PORT = re.compile(rb"HTTP mode on port (\d+)")
+_OPS_PORT = re.compile(rb"/healthz and /metrics on ops port (\d+)")
 
 
 class ServeProcess:
@@ -51,7 +52,12 @@ class ServeProcess:
             return found
 
     async def http_port(self) -> int:
+        """Slack's public events port (HTTP mode)."""
         return int((await self.wait_for_line(_PORT)).group(1))
+
+    async def ops_port(self) -> int:
+        """Where /healthz and /metrics are served."""
+        return int((await self.wait_for_line(_OPS_PORT)).group(1))
 
     async def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = WAIT) -> int:
         """Send `sig` and wait (bounded) for the exit; returns the exit status."""
@@ -70,6 +76,7 @@ async def serve(*args: str, env: dict[str, str], cwd: Path) -> AsyncIterator[Ser
             if not k.startswith(("SLACK_", "DISCORD_", "CAREERBOT_", "REDIS_"))}
     # a short grace: SIGTERM's settle pause (a quarter of it, up to 5 s) ends tests soon
     base |= {"PYTHONPATH": str(ROOT), "CAREERBOT_HOST": "127.0.0.1", "CAREERBOT_PORT": "0",
+             "CAREERBOT_OPS_PORT": "0",
              "CAREERBOT_LEARNING": "off", "CAREERBOT_SHUTDOWN_GRACE": "4"}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "serve", *args, cwd=cwd, env=base | env,

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 PORT = Settings().port
+OPS_PORT = Settings().ops_port
 #: variables that are the interpreter's, not careerbot's settings
 NOT_OURS = ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")
 
@@ -130,22 +131,28 @@ def test_the_secret_is_an_example_without_values() -> None:
 # ---------------------------------------------------------------------- port and paths
 
 
-def test_one_port_everywhere() -> None:
-    assert PORT == 3000
+def test_the_same_two_ports_everywhere_and_only_the_events_port_public() -> None:
+    """Slack's events on CAREERBOT_PORT, the only one published (compose) or routed to (the
+    Service); /healthz and /metrics on CAREERBOT_OPS_PORT, for probes and scrapers."""
+    assert (PORT, OPS_PORT) == (3000, 3001)
     exposed = [rest for word, rest in _dockerfile() if word == "EXPOSE"]
-    assert exposed == [str(PORT)] and _docker_env()["CAREERBOT_PORT"] == str(PORT)
+    assert exposed == [str(PORT)]
+    assert (_docker_env()["CAREERBOT_PORT"], _docker_env()["CAREERBOT_OPS_PORT"]) == (
+        str(PORT), str(OPS_PORT))
     bot = _compose()["services"]["bot"]
     assert bot["environment"]["CAREERBOT_PORT"] == str(PORT)
+    assert bot["environment"]["CAREERBOT_OPS_PORT"] == str(OPS_PORT)
     assert [p.rsplit(":", 1)[1] for p in bot["ports"]] == [str(PORT)]
-    [port] = _container()["ports"]
-    assert (port["name"], port["containerPort"]) == ("http", PORT)
+    ports = {p["name"]: p["containerPort"] for p in _container()["ports"]}
+    assert ports == {"http": PORT, "ops": OPS_PORT}
     env = {e["name"]: e["value"] for e in _container()["env"]}
-    assert env["CAREERBOT_PORT"] == str(PORT)
+    assert (env["CAREERBOT_PORT"], env["CAREERBOT_OPS_PORT"]) == (str(PORT), str(OPS_PORT))
     [service_port] = _one(K8S / "service.yaml")["spec"]["ports"]
     assert service_port["targetPort"] == "http"
     annotations = _deployment()["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/port"] == str(PORT)
-    assert "CAREERBOT_PORT=3000" in _systemd()["Environment"]
+    assert annotations["prometheus.io/port"] == str(OPS_PORT)
+    assert {f"CAREERBOT_PORT={PORT}", f"CAREERBOT_OPS_PORT={OPS_PORT}"} <= set(
+        _systemd()["Environment"])
 
 
 def _probe_paths() -> dict[str, str]:
@@ -166,7 +173,9 @@ def test_probes_name_the_paths_the_server_serves() -> None:
     assert paths == {"docker": HEALTH_PATH, "readiness": HEALTH_PATH,
                      "liveness": f"{HEALTH_PATH}?{LIVE_QUERY}", "metrics": METRICS_PATH}
     for probe in ("readinessProbe", "livenessProbe"):
-        assert _container()[probe]["httpGet"]["port"] == "http"
+        assert _container()[probe]["httpGet"]["port"] == "ops"
+    [healthcheck] = [rest for word, rest in _dockerfile() if word == "HEALTHCHECK"]
+    assert f"'CAREERBOT_OPS_PORT', '{OPS_PORT}'" in healthcheck
 
 
 async def test_the_probed_paths_answer(engine: Engine) -> None:

@@ -30,6 +30,8 @@ BAD = [
     ("CAREERBOT_CONTEXT_TTL", "0"),
     ("CAREERBOT_PORT", "70000"),
     ("CAREERBOT_PORT", "3000.5"),
+    ("CAREERBOT_OPS_PORT", "70000"),
+    ("CAREERBOT_OPS_PORT", "-1"),
     ("CAREERBOT_RETENTION_DAYS", "-1"),
     ("CAREERBOT_MAX_MESSAGE_CHARS", "0"),
     ("CAREERBOT_MAX_MESSAGE_CHARS", "40000"),
@@ -49,6 +51,20 @@ BAD = [
     ("DISCORD_GATEWAY_URL", "https://gateway.discord.gg"),
     ("CAREERBOT_HOST", "0.0.0.0 # all"),
 ]
+
+
+@pytest.mark.parametrize("env, ok", [
+    ({"CAREERBOT_OPS_PORT": "3000"}, False),  # the events port's default
+    ({"CAREERBOT_PORT": "8080", "CAREERBOT_OPS_PORT": "8080"}, False),
+    ({"CAREERBOT_PORT": "0", "CAREERBOT_OPS_PORT": "0"}, True),  # two free ports
+    ({"CAREERBOT_PORT": "3001", "CAREERBOT_OPS_PORT": "3002"}, True),
+])
+def test_the_ops_port_is_never_the_events_port(env: dict[str, str], ok: bool) -> None:
+    if ok:
+        assert Settings.from_env(env=env).ops_port == int(env["CAREERBOT_OPS_PORT"])
+        return
+    with pytest.raises(SettingError, match="CAREERBOT_OPS_PORT must differ from CAREERBOT_PORT"):
+        Settings.from_env(env=env)
 
 
 @pytest.mark.parametrize(("name", "value"), BAD, ids=[f"{n}={v}" for n, v in BAD])

@@ -554,7 +554,8 @@ async def careerbot(fake: FakeDiscord, cwd: Path, *args: str, token: str = TOKEN
     """
     env = {**os.environ, "DISCORD_TOKEN": token, "DISCORD_API_URL": fake.api_url,
            "DISCORD_GATEWAY_URL": fake.gateway_url,
-           "CAREERBOT_HOST": "127.0.0.1", "CAREERBOT_PORT": "0"}  # /healthz: loopback, ephemeral
+           "CAREERBOT_HOST": "127.0.0.1", "CAREERBOT_PORT": "0",
+           "CAREERBOT_OPS_PORT": "0"}  # /healthz: loopback, ephemeral
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", *args, cwd=cwd, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

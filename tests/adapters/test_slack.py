@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
 from bot.adapters.errors import ConfigurationError
@@ -31,7 +32,7 @@ from bot.adapters.slack.render import MAX_BLOCKS, MAX_FALLBACK, MAX_SECTION, esc
 from bot.core import Engine, Knowledge, Reply
 from bot.core.models import Comparison, ComparisonRow, Source, Suggestion
 from bot.logs import user_ref
-from bot.ops import LIVE_QUERY, METRICS_PATH
+from bot.ops import LIVE_QUERY, METRICS_PATH, start_server
 from bot.runtime import Runtime
 from bot.settings import MatchSettings, Settings
 from tests.fakes.slack import BOT_ID, BOT_USER, TEAM, Call, FakeSlack
@@ -58,6 +59,8 @@ class Peer:
     url: str
     session: aiohttp.ClientSession
     slack: FakeSlack
+    #: the ops port's base URL (/healthz, /metrics), when one is served
+    ops: str = ""
 
     async def post(self, body: str, content_type: str, *, secret: str = SECRET,
                    age: float = 0, headers: dict[str, str] | None = None,
@@ -138,14 +141,22 @@ class Peer:
 @asynccontextmanager
 async def serving(slack: FakeSlack, engine: Engine, settings: Settings,
                   **options: Any) -> AsyncIterator[Peer]:
-    """The real bolt app (`build_app(..., **options)`) in HTTP mode on a loopback port."""
-    runner = await start_http(build_app(engine, settings, **options), "127.0.0.1", 0)
-    host, port = runner.addresses[0][:2]
+    """The real bolt app (`build_app(..., **options)`) in HTTP mode on a loopback port, and
+    the ops port beside it, as `careerbot serve slack` runs them."""
+    app = build_app(engine, settings, **options)
+    runner = await start_http(app, "127.0.0.1", 0)
+    ops = await start_server(app.runtime, "127.0.0.1", 0)
     try:
         async with aiohttp.ClientSession() as session:
-            yield Peer(f"http://{host}:{port}", session, slack)
+            yield Peer(_url(runner), session, slack, _url(ops))
     finally:
+        await ops.cleanup()
         await runner.cleanup()
+
+
+def _url(runner: web.AppRunner) -> str:
+    host, port = runner.addresses[0][:2]
+    return f"http://{host}:{port}"
 
 
 @pytest.fixture
@@ -575,18 +586,18 @@ async def test_unsigned_or_stale_requests_are_rejected(peer: Peer, slack: FakeSl
 
 
 async def test_healthz_and_metrics(peer: Peer, slack: FakeSlack, engine: Engine) -> None:
-    async with asyncio.timeout(WAIT), peer.session.get(peer.url + HEALTH_PATH) as got:
+    async with asyncio.timeout(WAIT), peer.session.get(peer.ops + HEALTH_PATH) as got:
         health = await got.json()
     assert got.status == 200 and health["ok"] and health["ready"]
     assert health["version"] == engine.version and health["topics"] == len(engine.knowledge.topics)
     async with asyncio.timeout(WAIT), peer.session.get(
-            f"{peer.url}{HEALTH_PATH}?{LIVE_QUERY}") as got:
+            f"{peer.ops}{HEALTH_PATH}?{LIVE_QUERY}") as got:
         assert got.status == 200 and (await got.json())["live"]
 
     await peer.mention("how much does an ML engineer earn?")
     await peer.mention("what is the capital of Peru?")
     await slack.wait_for("chat.postMessage", 2)
-    async with asyncio.timeout(WAIT), peer.session.get(peer.url + METRICS_PATH) as got:
+    async with asyncio.timeout(WAIT), peer.session.get(peer.ops + METRICS_PATH) as got:
         assert got.status == 200 and got.content_type == "text/plain"
         metrics = await got.text()
     assert 'careerbot_questions_total{platform="slack"} 2.0' in metrics
@@ -608,7 +619,7 @@ async def test_a_listener_that_fails_is_counted_and_logged(
     async with asyncio.timeout(WAIT):
         while not any("RuntimeError" in r.getMessage() for r in caplog.records):
             await asyncio.sleep(0.01)
-    async with asyncio.timeout(WAIT), peer.session.get(peer.url + METRICS_PATH) as got:
+    async with asyncio.timeout(WAIT), peer.session.get(peer.ops + METRICS_PATH) as got:
         assert 'careerbot_errors_total{where="slack"} 1.0' in await got.text()
 
 
@@ -655,7 +666,8 @@ async def test_the_careerbot_process_serves_slack(slack: FakeSlack, tmp_path: Pa
            if not k.startswith(("SLACK_", "DISCORD_", "CAREERBOT_"))}
     env |= {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_APP_TOKEN": slack.app_token,
             "SLACK_API_URL": slack.api_url, "PYTHONPATH": str(ROOT),
-            "CAREERBOT_HOST": "127.0.0.1", "CAREERBOT_PORT": "0"}  # loopback, ephemeral
+            "CAREERBOT_HOST": "127.0.0.1", "CAREERBOT_PORT": "0",
+            "CAREERBOT_OPS_PORT": "0"}  # loopback, ephemeral
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "serve", "slack", cwd=tmp_path, env=env,  # no .env there
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

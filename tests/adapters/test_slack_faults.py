@@ -46,7 +46,10 @@ def _env(slack: FakeSlack, **extra: str) -> dict[str, str]:
             "SLACK_API_URL": slack.api_url, **extra}
 
 
-async def _health(http: aiohttp.ClientSession, base: str) -> tuple[int, dict[str, object]]:
+async def _health(http: aiohttp.ClientSession, process: ServeProcess
+                  ) -> tuple[int, dict[str, object]]:
+    """/healthz, from the ops port."""
+    base = f"http://127.0.0.1:{await process.ops_port()}"
     async with asyncio.timeout(WAIT), http.get(base + HEALTH_PATH) as got:
         return got.status, await got.json()
 
@@ -83,7 +86,7 @@ async def test_a_frozen_redis_never_makes_an_ack_late_nor_an_answer_double(
         # Slack's retries of every one, to the same replica, while Redis is still frozen
         retried = await asyncio.gather(*(_acked(peer, e, i, retry=1) for e, i in events))
         assert retried == [200] * 32
-        status, health = await _health(http, base)
+        status, health = await _health(http, process)
         assert status == 200  # ready: answering without shared state
         store = health["store"]
         assert isinstance(store, dict) and store["ok"] is False
@@ -94,7 +97,7 @@ async def test_a_frozen_redis_never_makes_an_ack_late_nor_an_answer_double(
         calls = await slack.wait_for("chat.postMessage", 33, timeout=WAIT)
         own_redis.thaw()
         await process.wait_for_line(re.compile(rb"answers again after"))
-        status, health = await _health(http, base)
+        status, health = await _health(http, process)
         assert health["store"] == {"kind": f"redis 127.0.0.1:{own_redis.port}/0", "ok": True}
         assert await process.stop() == 0
     assert sorted(c["thread_ts"] for c in calls) == sorted(
@@ -143,7 +146,7 @@ async def test_sighup_reloads_the_knowledge_and_keeps_serving(
             aiohttp.ClientSession() as http:
         base = await _base(process)
         peer = Peer(base, http, slack)
-        _, before = await _health(http, base)
+        _, before = await _health(http, process)
         slack.open.clear()  # the answer is in flight when SIGHUP comes
         asked = await peer.mention("how much does an ML engineer earn?")
         await slack.wait_for("chat.postMessage", timeout=WAIT)
@@ -152,7 +155,7 @@ async def test_sighup_reloads_the_knowledge_and_keeps_serving(
         process.process.send_signal(signal.SIGHUP)
         await process.wait_for_line(re.compile(rb"knowledge reload on SIGHUP: Reloaded"))
         slack.open.set()
-        status, after = await _health(http, base)
+        status, after = await _health(http, process)
         assert status == 200 and after["version"] != before["version"]
         assert after["last_reload"]["origin"] == "signal"  # type: ignore[index]
         again = await peer.mention("and what do data scientists earn?")
@@ -179,7 +182,7 @@ async def test_sigterm_turns_readiness_off_first_then_settles_then_drains(
         await slack.wait_for("chat.postMessage", timeout=WAIT)
         process.process.send_signal(signal.SIGTERM)
         await process.wait_for_line(re.compile(rb"shutting down: not ready"))
-        status, health = await _health(http, base)
+        status, health = await _health(http, process)
         assert status == 503 and health["draining"] is True
         late = await peer.mention("what does a data scientist do?")  # still taken
         await slack.wait_for("chat.postMessage", 2, timeout=WAIT)

@@ -53,15 +53,16 @@ async def _post(http: aiohttp.ClientSession, base: str, body: bytes,
         return response.status, await response.text()
 
 
-async def _errors(http: aiohttp.ClientSession, base: str) -> float:
-    async with asyncio.timeout(WAIT), http.get(base + METRICS_PATH) as response:
+async def _errors(http: aiohttp.ClientSession, process: ServeProcess) -> float:
+    ops = f"http://127.0.0.1:{await process.ops_port()}"
+    async with asyncio.timeout(WAIT), http.get(ops + METRICS_PATH) as response:
         text = await response.text()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("careerbot_errors_total"))
 
 
-async def _live(http: aiohttp.ClientSession, base: str) -> int:
-    async with asyncio.timeout(WAIT), http.get(f"{base}/healthz?{LIVE_QUERY}") as response:
+async def _live(http: aiohttp.ClientSession, ops: str) -> int:
+    async with asyncio.timeout(WAIT), http.get(f"{ops}/healthz?{LIVE_QUERY}") as response:
         return response.status
 
 
@@ -74,10 +75,11 @@ async def test_a_huge_unsigned_body_is_refused_at_once_and_never_logged(
     async with serve("slack", env=_env(slack), cwd=tmp_path) as process, \
             aiohttp.ClientSession() as http:
         base = await _base(process)
+        ops = f"http://127.0.0.1:{await process.ops_port()}"
         for size in (100_000, 900_000):
             body = _mention("z" * size).encode()
             # the probe goes out while the refusal is being made: neither waits on the other
-            refused, live = await asyncio.gather(_post(http, base, body, {}), _live(http, base))
+            refused, live = await asyncio.gather(_post(http, base, body, {}), _live(http, ops))
             assert (refused, live) == ((401, '{"error": "invalid request"}'), 200), size
         status, _ = await _post(http, base, _mention("z" * 1_100_000).encode(), {})
         assert status == 413
@@ -110,10 +112,10 @@ async def test_malformed_requests_get_a_4xx_and_raise_no_error_metric(
     async with serve("slack", env=_env(slack), cwd=tmp_path) as process, \
             aiohttp.ClientSession() as http:
         base = await _base(process)
-        before = await _errors(http, base)
+        before = await _errors(http, process)
         got = [(name, (await _post(http, base, body, headers, ctype))[0])
                for name, body, headers, ctype, _ in cases]
-        after = await _errors(http, base)
+        after = await _errors(http, process)
         assert await process.stop() == 0
     assert got == [(name, status) for name, _, _, _, status in cases]
     assert after == before
@@ -170,3 +172,37 @@ async def test_no_log_line_carries_a_user_id_name_question_or_response_url(
     assert "retry handler found" in log and "<response_url withheld>" in log
     for private in (user, name, words, "/response/", "private-key"):
         assert private not in log, private
+
+
+async def test_the_public_port_serves_slack_events_alone(slack: FakeSlack,
+                                                         tmp_path: Path) -> None:
+    """/healthz and /metrics (the replica's host and pid, the store, the version) answer on
+    the ops port only; the events port answers anything but POST /slack/events with a
+    bare 404 or 405."""
+    import socket
+
+    async with serve("slack", env=_env(slack), cwd=tmp_path) as process, \
+            aiohttp.ClientSession() as http:
+        base, ops = await _base(process), f"http://127.0.0.1:{await process.ops_port()}"
+        assert base != ops
+        public: dict[str, tuple[int, str]] = {}
+        for method, path in (("GET", "/healthz"), ("GET", f"/healthz?{LIVE_QUERY}"),
+                             ("GET", METRICS_PATH), ("GET", "/"), ("GET", EVENTS_PATH),
+                             ("POST", "/healthz")):
+            async with asyncio.timeout(WAIT), http.request(method, base + path) as got:
+                public[f"{method} {path}"] = (got.status, await got.text())
+        async with asyncio.timeout(WAIT), http.get(ops + "/healthz") as got:
+            health = await got.json()
+        async with asyncio.timeout(WAIT), http.get(ops + METRICS_PATH) as got:
+            metrics = (got.status, await got.text())
+        async with asyncio.timeout(WAIT), http.post(ops + EVENTS_PATH, data=b"{}") as got:
+            events_on_ops = got.status
+        pid = str(process.process.pid)
+        assert await process.stop() == 0
+    assert {status for status, _ in public.values()} <= {404, 405}, public
+    shown = " ".join(text for _, text in public.values())
+    for secret in (socket.gethostname(), pid, str(tmp_path), "in-process", "careerbot_"):
+        assert secret not in shown
+    assert health["replica"].startswith(socket.gethostname()) and pid in health["replica"]
+    assert metrics[0] == 200 and "careerbot_questions_total" in metrics[1]
+    assert events_on_ops == 404

@@ -25,8 +25,8 @@ import pytest
 
 from bot.adapters.slack.app import build_app, start_http
 from bot.core import Engine
-from bot.logs import user_ref
-from bot.ops import HEALTH_PATH, METRICS_PATH
+from bot.learning import keyed_hash
+from bot.ops import HEALTH_PATH, METRICS_PATH, start_server
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.store import InProcessStore, RedisStore, Store
@@ -38,11 +38,13 @@ from tests.adapters.test_slack import (
     USER,
     Peer,
     _ts,
+    _url,
     header,
 )
 from tests.fakes.slack import FakeSlack
 
 WAIT = 5.0
+OPS_PORT = r"/healthz and /metrics on ops port (\d+)"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -57,7 +59,7 @@ class Replica:
 
     async def health(self) -> tuple[int, dict[str, Any]]:
         async with asyncio.timeout(WAIT), self.peer.session.get(
-                self.peer.url + HEALTH_PATH) as got:
+                self.peer.ops + HEALTH_PATH) as got:
             return got.status, await got.json()
 
 
@@ -68,20 +70,21 @@ async def replica(slack: FakeSlack, settings: Settings, knowledge: Path,
     engine = Engine(knowledge_dir=knowledge)
     runtime = Runtime(engine, settings, store)
     listener = asyncio.create_task(runtime.listen())
-    runner = None
+    runner = ops = None
     try:
         if store.shared:
             await runtime.wait_until(lambda: runtime.listening, WAIT)
         runner = await start_http(build_app(engine, settings, runtime=runtime), "127.0.0.1", 0)
-        host, port = runner.addresses[0][:2]
+        ops = await start_server(runtime, "127.0.0.1", 0)
         async with aiohttp.ClientSession() as session:
-            yield Replica(Peer(f"http://{host}:{port}", session, slack), runtime)
+            yield Replica(Peer(_url(runner), session, slack, _url(ops)), runtime)
     finally:
         listener.cancel()
         with suppress(asyncio.CancelledError):
             await listener
-        if runner is not None:
-            await runner.cleanup()
+        for served in (ops, runner):
+            if served is not None:
+                await served.cleanup()
 
 
 @pytest.fixture
@@ -270,8 +273,9 @@ async def test_two_processes_share_conversations_and_reloads_then_stop_on_sigter
     env |= {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": SECRET,
             "SLACK_API_URL": slack.api_url, "CAREERBOT_SLACK_ADMINS": ADMIN,
             "CAREERBOT_KNOWLEDGE_DIR": str(knowledge_copy), "REDIS_URL": redis_url,
-            "CAREERBOT_HOST": "127.0.0.1", "CAREERBOT_PORT": "0", "CAREERBOT_LOG_JSON": "1",
-            "CAREERBOT_LEARNING": "off", "PYTHONPATH": str(ROOT),
+            "CAREERBOT_HOST": "127.0.0.1", "CAREERBOT_PORT": "0", "CAREERBOT_OPS_PORT": "0",
+            "CAREERBOT_LOG_JSON": "1", "CAREERBOT_LEARNING": "off", "PYTHONPATH": str(ROOT),
+            "CAREERBOT_HASH_KEY": "replicas-share-this-key",
             "CAREERBOT_SHUTDOWN_GRACE": "4"}  # 1 s of settling after SIGTERM, not 5
     async with AsyncExitStack() as stack:
         a, b = [await stack.enter_async_context(careerbot_process(env, tmp_path))
@@ -280,8 +284,10 @@ async def test_two_processes_share_conversations_and_reloads_then_stop_on_sigter
         peers = []
         for process in (a, b):
             port = (await process.logged(r"Slack: HTTP mode on port (\d+)")).group(1)
+            ops = (await process.logged(OPS_PORT)).group(1)
             await process.logged("listening for reload notices")
-            peers.append(Peer(f"http://127.0.0.1:{port}", session, slack))
+            peers.append(Peer(f"http://127.0.0.1:{port}", session, slack,
+                              f"http://127.0.0.1:{ops}"))
         peer_a, peer_b = peers
 
         ts = await peer_a.mention("how much does an ML engineer earn?")
@@ -296,9 +302,9 @@ async def test_two_processes_share_conversations_and_reloads_then_stop_on_sigter
         assert "1 other replica received the notice" in call["text"]
         version = (await b.logged(r"reloaded on notice from \S+: now serving version (\w+)")
                    ).group(1)
-        async with asyncio.timeout(WAIT), session.get(peer_b.url + HEALTH_PATH) as got:
+        async with asyncio.timeout(WAIT), session.get(peer_b.ops + HEALTH_PATH) as got:
             assert got.status == 200 and (await got.json())["version"] == version
-        async with asyncio.timeout(WAIT), session.get(peer_a.url + METRICS_PATH) as got:
+        async with asyncio.timeout(WAIT), session.get(peer_a.ops + METRICS_PATH) as got:
             metrics = await got.text()
         assert 'careerbot_reloads_total{origin="admin",outcome="ok"} 1.0' in metrics
         assert 'careerbot_answers_total{platform="slack",topic="salary"} 1.0' in metrics
@@ -314,7 +320,9 @@ async def test_two_processes_share_conversations_and_reloads_then_stop_on_sigter
     logged = "".join(a.raw + b.raw)
     for secret in (slack.bot_token, SECRET, USER, ADMIN):
         assert secret not in logged  # never a token or a raw user id
-    assert user_ref("slack", USER) in logged
+    # both replicas name the asker alike: keyed with the records' key, not per process
+    ref = f"u-{keyed_hash(b'replicas-share-this-key', 'slack', USER)[:12]}"
+    assert ref in "".join(a.raw) and ref in "".join(b.raw)
 
 
 async def test_sigterm_finishes_the_answer_in_flight_then_exits(
@@ -324,17 +332,19 @@ async def test_sigterm_finishes_the_answer_in_flight_then_exits(
            if not k.startswith(("SLACK_", "DISCORD_", "CAREERBOT_", "REDIS_"))}
     env |= {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": SECRET,
             "SLACK_API_URL": slack.api_url, "CAREERBOT_HOST": "127.0.0.1",
-            "CAREERBOT_PORT": "0", "CAREERBOT_LOG_JSON": "1", "CAREERBOT_LEARNING": "off",
+            "CAREERBOT_PORT": "0", "CAREERBOT_OPS_PORT": "0", "CAREERBOT_LOG_JSON": "1",
+            "CAREERBOT_LEARNING": "off",
             "PYTHONPATH": str(ROOT), "CAREERBOT_SHUTDOWN_GRACE": "4"}
     async with careerbot_process(env, tmp_path) as bot, aiohttp.ClientSession() as session:
         port = (await bot.logged(r"Slack: HTTP mode on port (\d+)")).group(1)
-        peer = Peer(f"http://127.0.0.1:{port}", session, slack)
+        ops = (await bot.logged(OPS_PORT)).group(1)
+        peer = Peer(f"http://127.0.0.1:{port}", session, slack, f"http://127.0.0.1:{ops}")
         slack.open.clear()  # chat.postMessage will not return until the test says so
         await peer.mention("how much does an ML engineer earn?")
         await slack.wait_for("chat.postMessage", timeout=30)
         bot.process.send_signal(signal.SIGTERM)
         await bot.logged(r"finishing 1 request\(s\) in flight")
-        async with asyncio.timeout(WAIT), session.get(peer.url + HEALTH_PATH) as got:
+        async with asyncio.timeout(WAIT), session.get(peer.ops + HEALTH_PATH) as got:
             assert got.status == 503 and (await got.json())["draining"] is True
         assert bot.process.returncode is None  # waiting for the answer to go out
         slack.open.set()

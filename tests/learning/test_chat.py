@@ -286,7 +286,8 @@ async def test_careerbot_serve_records_to_the_default_sqlite_file(slack: FakeSla
            if not k.startswith(("SLACK_", "DISCORD_", "CAREERBOT_", "REDIS_"))}
     env |= {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_APP_TOKEN": slack.app_token,
             "SLACK_API_URL": slack.api_url, "PYTHONPATH": str(ROOT),
-            "CAREERBOT_HOST": "127.0.0.1", "CAREERBOT_PORT": "0"}  # loopback, ephemeral
+            "CAREERBOT_HOST": "127.0.0.1", "CAREERBOT_PORT": "0",
+            "CAREERBOT_OPS_PORT": "0"}  # loopback, ephemeral
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "serve", "slack", cwd=tmp_path, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

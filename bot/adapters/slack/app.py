@@ -1,8 +1,9 @@
 """careerbot on Slack: slack-bolt's AsyncApp wired around `Engine.answer(Query) -> Reply`.
 
 Socket Mode when SLACK_APP_TOKEN is set; otherwise HTTP mode, with Slack's
-requests on POST /slack/events (signature checked by bolt), beside GET /healthz
-and GET /metrics. Every request is acknowledged first; its listener answers after.
+requests on POST /slack/events (signature checked first), the only path of that
+public port (/healthz and /metrics are on the ops port). Every request is
+acknowledged first; its listener answers after.
 Shared state (follow-up context, rate limits, seen event ids, votes) goes through
 the process's `Runtime`, so any number of HTTP-mode replicas can share the work.
 """
@@ -597,7 +598,7 @@ def _signed(verifier: SignatureVerifier, body: str, headers: Mapping[str, str]) 
 
 
 async def start_http(app: CareerbotApp, host: str, port: int) -> web.AppRunner:
-    """Serve POST /slack/events, GET /healthz and GET /metrics; the caller cleans up.
+    """Serve POST /slack/events, and nothing else, on host:port; the caller cleans up.
 
     A request is refused before bolt sees it when it is too large (413, from its
     Content-Length or as it is read), not UTF-8 (400), unsigned (401: nothing of it is
@@ -626,7 +627,7 @@ async def start_http(app: CareerbotApp, host: str, port: int) -> web.AppRunner:
 
     await app.open()
     return await start_server(app.runtime, host, port, [web.post(EVENTS_PATH, events)],
-                              on_cleanup=[close])
+                              on_cleanup=[close], ops=False)
 
 
 def _check(settings: Settings) -> None:
@@ -655,7 +656,7 @@ async def _whoami(client: AsyncWebClient) -> None:
 async def run_slack(engine: Engine, settings: Settings, port: int | None = None,
                     recorder: Recorder | None = None, *, runtime: Runtime | None = None) -> None:
     """Serve Slack until cancelled: Socket Mode with an app token, else HTTP on `port`
-    (CAREERBOT_PORT by default), with /healthz and /metrics beside the events."""
+    (CAREERBOT_PORT by default), POST /slack/events only."""
     _check(settings)
     app = build_app(engine, settings, recorder=recorder, runtime=runtime)
     app.runtime.set_platform("slack", False)  # not ready until signed in and connected
@@ -681,8 +682,7 @@ async def run_slack(engine: Engine, settings: Settings, port: int | None = None,
     else:
         runner = await start_http(app, settings.host, settings.port if port is None else port)
         app.runtime.set_platform("slack", True)
-        log.info("Slack: HTTP mode on port %d (POST %s, GET %s)", runner.addresses[0][1],
-                 EVENTS_PATH, HEALTH_PATH)
+        log.info("Slack: HTTP mode on port %d (POST %s)", runner.addresses[0][1], EVENTS_PATH)
         try:
             await asyncio.Event().wait()
         finally:

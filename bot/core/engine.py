@@ -21,6 +21,8 @@ __all__ = ["MAX_ASPECT", "Engine", "ReloadReport"]
 log = logging.getLogger(__name__)
 
 _POPULAR = ("overview", "salary", "which_to_choose")
+# A message this short (in topic words) leans on the conversation so far: "pay?"
+_SHORT = 2
 MAX_ASPECT = 100  # characters of a /compare aspect read; 100 KB took the matcher 2 s
 # why a question is declined, for the reasons that are no decline group's
 _DECLINES = {
@@ -36,8 +38,6 @@ def _sentence(text: str) -> str:
     if not text:
         return _DECLINES["low_confidence"]
     return text[0].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
-# A message this short (in topic words) leans on the conversation so far: "pay?"
-_SHORT = 2
 
 
 @dataclass(frozen=True)
@@ -172,8 +172,8 @@ class Engine:
         """One reply to several asks: each answer under its own title, with its sources.
         It is labelled (and remembered) by the whole message's answer when that is one
         of them, else by the first."""
-        replies = [self.topic_reply(m.topic or "", m.role or "both", m.confidence, state=state)
-                   for m in parts]
+        replies = [self.topic_reply(m.topic, m.role or "both", m.confidence, state=state)
+                   for m in parts if m.topic is not None]
         main = next((r for r in replies if (r.topic, r.role) == (whole.topic, whole.role)),
                     replies[0])
         sections = []

@@ -50,7 +50,8 @@ _CORRECTIONS: dict[int, dict[str, str]] = {}
 _NEIGHBOURS: dict[int, dict[str, tuple[str, ...]]] = {}
 _STOPWORDS: dict[frozenset[str], frozenset[str]] = {}
 _KEPT_CORRECTIONS = 1 << 16
-_FOREIGN = 0.3  # share of foreign letters, or (its complement) of known words, that is English
+# not English: over this share of letters outside a-z, or under (1 - it) of words known
+_FOREIGN = 0.3
 _TYPO_LOOKUPS = 24  # new words a message may have corrected (see _Budget)
 _KEPT_SCORES = 256  # analyses and scored windows kept per matcher (see Matcher._scores)
 _VERSUS = "@versus"
@@ -311,8 +312,8 @@ class Analysis:
     def leans(self) -> bool:
         """Leans on the conversation so far: a continuation ("and their tools?", "what
         about MLEs?"), one pointing back ("is that the MLE's job?") or nothing but role
-        names ("ML engineers?"). A message that names
-        its own subject ("What is a data scientist?") stands alone."""
+        names ("ML engineers?"). One that names its own subject ("What is a data
+        scientist?") stands alone."""
         return self.cue or not _BACK.isdisjoint(self.tokens) or (bool(self.roles) and all(
             t in _ROLE_TOKEN or t in _ARTICLES for t in self.tokens))
 

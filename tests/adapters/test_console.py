@@ -42,10 +42,22 @@ def _take_terminal() -> None:
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
-def _read_until(fd: int, marker: bytes, seen: bytearray) -> None:
+def _interrupt(fd: int, seen: bytearray, expect: bytes = HINT) -> None:
+    """Ctrl-C, and wait for what the chat says to it. A SIGINT that lands just before
+    readline's select() starts waits for the next key (a CPython readline race no person
+    at a keyboard meets): if the hint is slow to come, a space is typed to wake it."""
+    os.write(fd, b"\x03")
+    try:
+        _read_until(fd, expect, seen, wait=2.0)
+    except AssertionError:
+        os.write(fd, b" ")
+        _read_until(fd, expect, seen)
+
+
+def _read_until(fd: int, marker: bytes, seen: bytearray, wait: float = WAIT) -> None:
     """Read the terminal until `marker` appears in what comes from now on."""
     start = len(seen)
-    deadline = time.monotonic() + WAIT
+    deadline = time.monotonic() + wait
     while marker not in seen[start:]:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -76,18 +88,15 @@ def test_ctrl_c_clears_the_line_then_quits_cleanly(tmp_path, no_color):
         _read_until(leader, b"you> ", seen)
         os.write(leader, b"half a question")
         _read_until(leader, b"question", seen)  # echoed: the line is being edited
-        os.write(leader, b"\x03")  # Ctrl-C: the terminal sends SIGINT to the chat
-        _read_until(leader, HINT, seen)
+        _interrupt(leader, seen)  # Ctrl-C: the terminal sends SIGINT to the chat
         before = len(seen)
         os.write(leader, b"what do ML engineers earn?\r")
         _read_until(leader, b"you> ", seen)
         answer = bytes(seen[before:])
         assert b"Salary and compensation: ML engineer" in answer
         assert (b"\x1b[" in answer) is not no_color
-        os.write(leader, b"\x03")
-        _read_until(leader, HINT, seen)
-        os.write(leader, b"\x03")
-        _read_until(leader, b"bye!", seen)
+        _interrupt(leader, seen)
+        _interrupt(leader, seen, b"bye!")
         assert process.wait(timeout=WAIT) == 0
     finally:
         if process.poll() is None:

@@ -318,3 +318,22 @@ async def test_readiness_follows_each_shard(discord: FakeDiscord, tmp_path: Path
         await bot.line(rb"Discord gateway \(shard 1\) resumed: ready again")
         assert (await bot.health())[0] == 200
         assert await process.stop() == 0
+
+
+@pytest.mark.parametrize("custom_id", ["careerbot:ask:career_path:ml_engineer",
+                                       "careerbot:vote:up:salary:ml_engineer"])
+async def test_an_expired_button_press_is_logged_once_never_a_traceback(
+        discord: FakeDiscord, tmp_path: Path, custom_id: str) -> None:
+    """A button whose press came too late (10062) is counted and logged like a command's:
+    once, with no second callback and no traceback from discord.py's view handler."""
+    async with running(discord, tmp_path) as bot:
+        answer = await _asked(bot)
+        discord.fail("callback", Failure(404, 10062, "Unknown interaction"))
+        press = discord.press(answer, custom_id)
+        await discord.interact(press, timeout=WAIT)
+        await bot.line(rb"could not be delivered \((follow-up|vote) button\): Discord 10062")
+        assert len([r for r in _sent(discord, press) if r.path.endswith("/callback")]) == 1
+        assert await bot.process.stop() == 0
+    assert bot.count(b"could not be delivered") == 1
+    for never in _NEVER:
+        assert never not in bot.process.stderr, bot.process.stderr.decode()[-3000:]

@@ -291,12 +291,16 @@ class CareerBot(discord.Client):
         once; otherwise the user is told, in place of the answer or of a deferred reply's
         "thinking…"."""
         name = interaction.command.name if interaction.command else "?"
-        cause = getattr(error, "original", error)
+        await self.failed(interaction, f"/{name}", getattr(error, "original", error))
+
+    async def failed(self, interaction: discord.Interaction, where: str,
+                     cause: BaseException) -> None:
+        """What a command or a button that failed comes to; never raises."""
         self.rt.metrics.errors.labels("discord").inc()
         if isinstance(cause, discord.HTTPException) and cause.code in _EXPIRED:
-            self.undelivered(f"/{name}", cause)
+            self.undelivered(where, cause)
             return
-        log.error("/%s failed", name, exc_info=error)
+        log.error("%s failed", where, exc_info=cause)
         page = render_text("Sorry, something went wrong on my side.")[0]
         try:
             if interaction.response.is_done():  # deferred, or answered before it failed
@@ -304,7 +308,7 @@ class CareerBot(discord.Client):
             else:
                 await interaction.response.send_message(ephemeral=True, **page.kwargs())
         except discord.HTTPException as exc:
-            self.undelivered(f"/{name}", exc)
+            self.undelivered(where, exc)
 
     def undelivered(self, where: str, error: discord.HTTPException) -> None:
         """A reply Discord would not take: counted and logged once, with Discord's code

@@ -207,6 +207,9 @@ class ButtonHandler(Protocol):
     async def record_vote(self, interaction: discord.Interaction, topic: str, role: Role,
                       helpful: bool) -> None: ...
 
+    async def failed(self, interaction: discord.Interaction, where: str,
+                     cause: BaseException) -> None: ...
+
 
 _TOPIC = r"(?P<topic>[a-z][a-z0-9_]*)"
 _ROLE = r"(?P<role>data_scientist|ml_engineer|both)"
@@ -230,7 +233,10 @@ class FollowUpButton(discord.ui.DynamicItem[discord.ui.Button],
 
     async def callback(self, interaction: discord.Interaction) -> None:
         handler = cast(ButtonHandler, interaction.client)
-        await handler.answer_follow_up(interaction, self.topic, self.role)
+        try:
+            await handler.answer_follow_up(interaction, self.topic, self.role)
+        except Exception as exc:  # as a command's: counted, logged once, the user told
+            await handler.failed(interaction, "follow-up button", exc)
 
 
 class VoteButton(discord.ui.DynamicItem[discord.ui.Button],
@@ -251,7 +257,10 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button],
 
     async def callback(self, interaction: discord.Interaction) -> None:
         handler = cast(ButtonHandler, interaction.client)
-        await handler.record_vote(interaction, self.topic, self.role, self.helpful)
+        try:
+            await handler.record_vote(interaction, self.topic, self.role, self.helpful)
+        except Exception as exc:
+            await handler.failed(interaction, "vote button", exc)
 
 
 def _fits(topic: str) -> bool:

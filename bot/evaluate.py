@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
@@ -213,18 +213,26 @@ def _hold_out(owner: T, label: str | None, fold: int, folds: int,
         x for i, x in enumerate(owner.examples) if i % folds != fold))
 
 
-def cross_validate(knowledge: Knowledge, settings: MatchSettings, folds: int = 5) -> EvalResult:
-    """How well the knowledge base's own example questions generalise: each of `folds`
-    slices of every topic's and decline group's examples is held out in turn and asked of
-    a matcher built from the rest. Examples carry no role, so in scope counts the topic."""
-    result = EvalResult(roles=False)
+def _folds(knowledge: Knowledge, settings: MatchSettings, folds: int
+           ) -> Iterator[tuple[int, Matcher, list[tuple[str, str | None]]]]:
+    """Each fold: a matcher built without that slice of every topic's and decline
+    group's examples, and the slice, labelled (None for a decline group's)."""
     for fold in range(folds):
         held: list[tuple[str, str | None]] = []
         topics = {topic_id: _hold_out(topic, topic_id, fold, folds, held)
                   for topic_id, topic in knowledge.topics.items()}
         groups = tuple(_hold_out(group, None, fold, folds, held)
                        for group in knowledge.out_of_scope)
-        matcher = Matcher(replace(knowledge, topics=topics, out_of_scope=groups), settings)
+        yield fold, Matcher(replace(knowledge, topics=topics, out_of_scope=groups),
+                            settings), held
+
+
+def cross_validate(knowledge: Knowledge, settings: MatchSettings, folds: int = 5) -> EvalResult:
+    """How well the knowledge base's own example questions generalise: each of `folds`
+    slices of every topic's and decline group's examples is held out in turn and asked of
+    a matcher built from the rest. Examples carry no role, so in scope counts the topic."""
+    result = EvalResult(roles=False)
+    for fold, matcher, held in _folds(knowledge, settings, folds):
         for n, (text, want) in enumerate(held):
             match = matcher.match(text)
             ok = match.topic == want
@@ -249,13 +257,7 @@ def fit_decline_line(knowledge: Knowledge, settings: MatchSettings, folds: int =
     every line is then a cut of the same confidences. Returns the line and a table."""
     open_line = replace(settings, decline_below=0.0)
     asked: list[tuple[float, str | None, str | None]] = []  # (confidence, answer, wanted)
-    for fold in range(folds):
-        held: list[tuple[str, str | None]] = []
-        topics = {topic_id: _hold_out(topic, topic_id, fold, folds, held)
-                  for topic_id, topic in knowledge.topics.items()}
-        groups = tuple(_hold_out(group, None, fold, folds, held)
-                       for group in knowledge.out_of_scope)
-        matcher = Matcher(replace(knowledge, topics=topics, out_of_scope=groups), open_line)
+    for _, matcher, held in _folds(knowledge, open_line, folds):
         asked += [(m.confidence, m.topic, want) for text, want in held
                   if (m := matcher.match(text))]
     if paths:

@@ -80,3 +80,19 @@ async def redis_store(redis_url: str):
     yield make
     for store in made:
         await store.close()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path):
+    """A redis-server of this test's own, to freeze, kill or fill (a fault under test:
+    never the session's shared one)."""
+    from tests.redis_server import RedisProcess
+
+    try:
+        server = RedisProcess(tmp_path)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.close()

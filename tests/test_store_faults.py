@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,18 +26,6 @@ from tests.redis_server import RedisProcess
 WAIT = 10.0
 #: Slack's deadline for an ack: the bound on anything the ack path waits for
 ACK_BUDGET = 3.0
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    try:
-        server = RedisProcess(tmp_path)
-    except RuntimeError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture

@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from bot.ops import HEALTH_PATH
 from tests.adapters.test_slack import SECRET, Peer, _ts, header
@@ -27,18 +25,6 @@ WAIT = 30.0  # a bound on waits for a whole process, not a speed target
 #: Slack retries an event it has no ack for within 3 s
 ACK_BUDGET = 3.0
 CHANNEL = "C0GENERAL"
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    try:
-        server = RedisProcess(tmp_path)
-    except RuntimeError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def _env(slack: FakeSlack, **extra: str) -> dict[str, str]:

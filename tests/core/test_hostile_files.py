@@ -4,11 +4,8 @@ names the file and why, never a hang, an uncaught OSError or an unbounded expans
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import select
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -20,6 +17,7 @@ import pytest
 from bot.core import KnowledgeError, load_knowledge
 from bot.core import knowledge as knowledge_module
 from bot.core.knowledge import MAX_FILE_BYTES, MAX_TOTAL_BYTES
+from tests.unprivileged import as_nobody
 
 
 def problems_of(directory: Path) -> list[tuple[str, str, str]]:
@@ -92,44 +90,16 @@ def test_a_fifo_among_the_topics_is_refused_at_once(knowledge_copy):
 
 
 def _load_as_nobody(directory: Path) -> list[list[str]] | str:
-    """load_knowledge(directory) in a forked child that, when we are root, gives up root
-    first: mode 000 stops anyone but root, so that is how it is honestly unreadable.
-
-    Returns the problems, or "ok" when it loaded."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        status = 1
+    """load_knowledge(directory) as a user who is not root: mode 000 stops anyone but
+    root, so that is how it is honestly unreadable. The problems, or "ok"."""
+    def load() -> object:
         try:
-            os.close(read)
-            if os.geteuid() == 0:
-                os.setgroups([])
-                os.setgid(65534)
-                os.setuid(65534)
-            try:
-                load_knowledge(directory)
-                result: object = "ok"
-            except KnowledgeError as exc:
-                result = [[p.file, p.field, p.why] for p in exc.problems]
-            os.write(write, json.dumps(result).encode())
-            status = 0
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent
-            os.write(write, json.dumps(f"child failed: {exc!r}").encode())
-        finally:
-            os._exit(status)
-    os.close(write)
-    data = b""
-    try:
-        with os.fdopen(read, "rb", buffering=0) as pipe:
-            # bounded: a child stuck on a lock some other thread held at fork is killed
-            while select.select([pipe], [], [], 60)[0] and (chunk := pipe.read(1 << 16)):
-                data += chunk
-    finally:
-        if os.waitpid(pid, os.WNOHANG) == (0, 0):
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-    assert data, "the child gave no answer within 60 s"
-    return json.loads(data)
+            load_knowledge(directory)
+        except KnowledgeError as exc:
+            return [[p.file, p.field, p.why] for p in exc.problems]
+        return "ok"
+
+    return as_nobody(load)
 
 
 def test_a_mode_000_file_is_a_problem_for_a_user_that_cannot_read_it(knowledge_copy):

@@ -13,10 +13,7 @@ import contextlib
 import io
 import json
 import logging
-import os
-import select
 import shutil
-import signal
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -29,8 +26,7 @@ from bot.learning import QuestionRecord, Recorder, SQLiteStorage, run_report
 from bot.metrics import Metrics
 from bot.runtime import Runtime
 from bot.settings import LearningSettings, Settings
-
-NOBODY = 65534
+from tests.unprivileged import as_nobody
 
 
 def _answer(text: str) -> Reply:
@@ -133,41 +129,19 @@ async def test_failures_are_counted_and_shown_in_healthz(engine: Engine,
 
 
 def _report_as_nobody(db: Path) -> tuple[int, str, str]:
-    """run_report on `db` in a forked child that gives up root first: a file it can read
-    and not write is then honestly read-only. (exit status, stdout, stderr)"""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        status = 1
-        try:
-            os.close(read)
-            if os.geteuid() == 0:
-                os.setgroups([])
-                os.setgid(NOBODY)
-                os.setuid(NOBODY)
-            out, err = io.StringIO(), io.StringIO()
-            settings = Settings(learning=LearningSettings(db_path=db))
-            with contextlib.redirect_stderr(err):
-                code = run_report(settings, fmt="json", out=out)
-            os.write(write, json.dumps([code, out.getvalue(), err.getvalue()]).encode())
-            status = 0
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent
-            os.write(write, json.dumps([-1, "", f"child failed: {exc!r}"]).encode())
-        finally:
-            os._exit(status)
-    os.close(write)
-    data = b""
-    try:
-        with os.fdopen(read, "rb", buffering=0) as pipe:
-            # bounded: a child stuck on a lock some other thread held at fork is killed
-            while select.select([pipe], [], [], 60)[0] and (chunk := pipe.read(1 << 16)):
-                data += chunk
-    finally:
-        if os.waitpid(pid, os.WNOHANG) == (0, 0):
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-    assert data, "the child gave no answer within 60 s"
-    code, out, err = json.loads(data)
+    """run_report on `db` as a user who is not root: a file it can read and not write is
+    then honestly read-only. (exit status, stdout, stderr)"""
+    def report() -> list[object]:
+        out, err = io.StringIO(), io.StringIO()
+        settings = Settings(learning=LearningSettings(db_path=db))
+        with contextlib.redirect_stderr(err):
+            code = run_report(settings, fmt="json", out=out)
+        return [code, out.getvalue(), err.getvalue()]
+
+    result = as_nobody(report)
+    if isinstance(result, str):
+        return -1, "", result
+    code, out, err = result
     return code, out, err
 
 

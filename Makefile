@@ -63,7 +63,7 @@ lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --upgrade pip
-	.lock-venv/bin/pip install --quiet -e '.[slack,discord,redis,test]'
+	.lock-venv/bin/pip install --quiet -e '.[slack,discord,redis,test,bench]'
 	{ echo "# pinned by \`make lock\` from pyproject.toml; make, CI and deploy/Dockerfile install with it"; \
 	  .lock-venv/bin/pip freeze --exclude-editable; } > constraints.txt
 	rm -rf .lock-venv

@@ -282,10 +282,16 @@ class Engine:
         why = match.decline_reason or "low_confidence"
         groups = {g.id: g.reason for g in state.knowledge.out_of_scope}
         reason = _DECLINES.get(why) or _sentence(groups.get(why, ""))
+        named = " or ".join(f"“{quote(s)}”" for s in match.subject)
+        if why == "uncovered":
+            reason = f"The articles I answer from say nothing about {named}."
+        elif why == "other_roles" and named:
+            reason = f"I have nothing on {named}. {reason}"
         closest: list[str] = []
         role: Role = "both"
-        if why == "low_confidence":
-            # unclear: the topics it came closest to are the likeliest meanings
+        if why in ("low_confidence", "uncovered"):
+            # unclear, or about something else: the closest topics are the likeliest
+            # meanings, or what there is nearby ("a master's in France": education)
             closest = [c.id for c in match.candidates if not c.out_of_scope
                        and not state.knowledge.topics[c.id].smalltalk][:3]
         elif why == "other_roles" and len(match.analysis.roles_named) == 1:

@@ -55,6 +55,18 @@ _FOREIGN = 0.3
 _TYPO_LOOKUPS = 24  # new words a message may have corrected (see _Budget)
 _KEPT_SCORES = 256  # analyses and scored windows kept per matcher (see Matcher._scores)
 _VERSUS = "@versus"
+# A question's subject, where English puts it: after "in", "at", "from" ("worth it in
+# France?", "an offer at Google"), or, when none of our roles is named, after a verb,
+# article or "for" ("how much do pharmacists earn", "salary for pharmacists")
+_SUBJECT_AFTER = frozenset({"in", "at", "from"})
+_SUBJECT_OPENERS = frozenset({"do", "does", "did", "is", "are", "can", "should", "will",
+                              "would", "a", "an", "the", "for"})
+# wordfreq's Zipf scale (log10 of uses per billion words): from 2.5, about once in three
+# million words, a word is real English (below are typos, names, jargon nobody can judge)
+_REAL_WORD_ZIPF = 2.5
+# the endings of words that describe rather than name ("traditional", "biggest", "losing"):
+# in a subject's place they modify the subject, which comes after them
+_MODIFIER = re.compile(r"(?:al|est|ive|ous|ly|ed|ing|able|ible|ful|less|ic|ary|ory)$")
 # Scoring: nearest example (weighted token F1), votes of the words, string similarity,
 # and the posterior of a naive-Bayes model over the topics and decline groups in the running.
 _W_EXAMPLE, _W_VOTE, _W_FUZZY, _W_BAYES = 0.35, 0.35, 0.20, 0.20
@@ -161,6 +173,21 @@ def _root(word: str) -> str:
     one ("detected", "detection", "detect"); never shorter than four letters."""
     root = _SUFFIX.sub("", word)
     return root if len(root) >= 4 else word
+
+
+@lru_cache(maxsize=4096)
+def _zipf(word: str) -> float:
+    """How common an English word is (wordfreq's Zipf scale); imported on first use, as
+    most questions never need it."""
+    from wordfreq import zipf_frequency
+
+    return float(zipf_frequency(word, "en"))
+
+
+def _as_written(word: str, text: str) -> str:
+    """`word` (normalised) as it stands in `text`: "France", not "france"."""
+    hit = re.search(rf"\b{re.escape(word)}\b", text, re.IGNORECASE)
+    return hit.group(0) if hit else word
 
 
 @lru_cache(maxsize=1 << 16)
@@ -343,6 +370,9 @@ class Match:
     candidates: tuple[Candidate, ...]
     analysis: Analysis
     decline_reason: str | None = None
+    #: what a declined question asks about that the base does not cover, as the asker
+    #: wrote it: a role ("pharmacists", "data analyst"), a place, a company, a tool
+    subject: tuple[str, ...] = ()
 
     @property
     def best(self) -> Candidate | None:
@@ -808,15 +838,75 @@ class Matcher:
         ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)
         candidates = tuple(Candidate(self._docs[i].label, round(min(s, 1.0), 4),
                                      self._docs[i].out_of_scope) for i, s in ranked[:5])
-        asked = self._asked(whole, sentences, questions, budget)
+        asked = self._asked(whole, text, sentences, questions, budget)
         # the questions of a message of several sentences, when they name a role: "I know
         # what a data scientist is. What's an ML engineer?" is about ML engineers
         focus = asked if questions and asked.roles else whole
         decided = self._decide(whole, candidates, focus, asked,
                                self.analyse(around, budget=budget) if around else whole)
-        if decided.decline_reason == "low_confidence" and self._foreign(text, budget):
+        reason = decided.decline_reason
+        if reason == "other_roles":
+            return replace(decided, subject=self._other_roles_named(text))
+        if reason == "low_confidence" or (
+                decided.topic and not self.knowledge.topics[decided.topic].smalltalk):
+            subject = self._uncovered(self._asked_text(text, sentences, questions),
+                                      bool(focus.roles), budget)
+            if subject:
+                # "is a master's worth it in France?": education, but not in France
+                return replace(decided, topic=None, role=None, decline_reason="uncovered",
+                               subject=subject)
+        if reason == "low_confidence" and self._foreign(text, budget):
             return replace(decided, decline_reason="not_english")
         return decided
+
+    def _uncovered(self, text: str, named: bool, budget: _Budget) -> tuple[str, ...]:
+        """The words in a subject's place (see _SUBJECT_AFTER) that no topic mentions in
+        any form, that are not a slip of a word it knows, and that are real English:
+        "pharmacists", "France". As the asker wrote them, first seen first."""
+        words = normalise(text).split()
+        found: list[str] = []
+        for i, word in enumerate(words[1:], 1):
+            before = words[i - 1]
+            if not ((i >= 2 and before in _SUBJECT_AFTER)
+                    or (not named and before in _SUBJECT_OPENERS)):
+                continue
+            if (not word.isalpha() or len(word) < 3 or word in self._stop
+                    or _MODIFIER.search(word) or _root(word) in self._covered
+                    or word in found or re.search(rf"\b{word}-", text, re.IGNORECASE)):
+                continue  # "entry-level" is a kind of something else
+            if (_root(self._correct(word, budget)) in self._covered
+                    or _zipf(word) < _REAL_WORD_ZIPF):
+                continue  # a slip of a word the topics use, or no word at all
+            found.append(word)
+        return tuple(_as_written(w, text) for w in found)
+
+    def _other_roles_named(self, text: str) -> tuple[str, ...]:
+        """The roles we do not cover that a message names ("data analyst")."""
+        words = normalise(text).split()
+        found: list[str] = []
+        for i in range(len(words)):
+            for size in range(self._longest.get(words[i], 0), 0, -1):
+                phrase = tuple(words[i:i + size])
+                if self._phrases.get(phrase) == (OTHER,) and " ".join(phrase) not in found:
+                    found.append(" ".join(phrase))
+                    break
+        return tuple(found)
+
+    @cached_property
+    def _covered(self) -> frozenset[str]:
+        """Every word the topics use anywhere (titles, summaries, answers, examples,
+        keywords), and the stopwords, roles and synonyms, by _root: what the base can
+        speak about. The roles we do not cover are known words, but not covered ones."""
+        vocab = self.knowledge.vocabulary
+        words = set(vocab.stopwords) | _STRUCTURE_WORDS
+        for phrase, repl in self._phrases.items():
+            if repl != (OTHER,):
+                words.update(phrase)
+        for topic in self.knowledge.topics.values():
+            for text in (topic.title, topic.summary, *topic.answers.values(),
+                         *topic.examples, *topic.keywords):
+                words.update(normalise(text).split())
+        return frozenset(map(_root, words))
 
     def _foreign(self, text: str, budget: _Budget) -> bool:
         """Written in another language, as far as this base can tell: mostly letters
@@ -828,14 +918,20 @@ class Matcher:
         known = sum(self._correct(w, budget) in self._known for w in words)
         return len(words) >= 3 and known < (1 - _FOREIGN) * len(words)
 
-    def _asked(self, whole: Analysis, sentences: list[str], questions: list[str],
-               budget: _Budget) -> Analysis:
+    @staticmethod
+    def _asked_text(text: str, sentences: list[str], questions: list[str]) -> str:
         """What a message asks: all of one sentence; of several, its questions, or else
         its last sentence (see _windows)."""
         if len(sentences) < 2:
+            return text
+        return " ".join(questions) if questions else sentences[-1]
+
+    def _asked(self, whole: Analysis, text: str, sentences: list[str], questions: list[str],
+               budget: _Budget) -> Analysis:
+        """What a message asks, read."""
+        if len(sentences) < 2:
             return whole
-        return self.analyse(" ".join(questions) if questions else sentences[-1],
-                            budget=budget)
+        return self.analyse(self._asked_text(text, sentences, questions), budget=budget)
 
     def _decide(self, analysis: Analysis, candidates: tuple[Candidate, ...],
                 focus: Analysis | None = None, asked: Analysis | None = None,

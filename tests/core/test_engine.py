@@ -194,7 +194,11 @@ def test_a_message_of_many_questions_scores_a_bounded_few(engine, monkeypatch):
     ("mle interview tips?", "The articles don't cover interviews or interview prep."),
     ("what's the average ML engineer salary in germany?", "The articles don't cover "
      "particular countries or cities"),
-    ("data analyst vs data scientist?", "I only know about data scientists"),
+    ("data analyst vs data scientist?", "I have nothing on “data analyst”. I only know "
+     "about data scientists"),
+    # a subject no topic mentions, named as the asker wrote it
+    ("is a master's degree worth it in Norway?",
+     "The articles I answer from say nothing about “Norway”."),
 ])
 def test_a_decline_says_which_case_it_is(engine, text, says):
     reply = engine.answer(Query(text=text))

@@ -95,6 +95,24 @@ def test_declines_what_the_articles_do_not_answer(engine, text):
     assert reply.suggestions, "a decline offers questions it can answer"
 
 
+@pytest.mark.parametrize(("text", "topic", "subject"), [
+    # in a subject's place, a real word no topic uses: declined, the subject named
+    ("is a master's degree worth it in Norway?", None, ("Norway",)),
+    ("how much do dentists earn?", None, ("dentists",)),
+    # words the topics use, in any form, are covered ("fintech", "healthcare")
+    ("what does a data scientist do in fintech?", "fintech_example", ()),
+    ("do data scientists in healthcare earn more?", "salary", ()),
+    # a word that describes, a compound's first half, a slip of a known word: no subject
+    ("How is ML different from traditional programming?", "what_is_ml", ()),
+    ("is an entry-level ML job hard to get?", "skills", ()),
+    ("what skills does an ml engineer need in prodution?", "skills", ()),
+])
+def test_a_subject_the_base_does_not_cover_is_named(engine, text, topic, subject):
+    match = engine.match(text)
+    assert (match.topic, match.subject) == (topic, subject)
+    assert match.decline_reason == ("uncovered" if subject else None)
+
+
 def test_questions_buried_in_personal_stories_are_found(engine):
     """The independent set's long messages: a few sentences of context, then the question."""
     rows = [json.loads(line) for line in (DATA / "questions.jsonl").read_text().splitlines()]

@@ -139,7 +139,7 @@ class Engine:
             return self.help()
         if len(text) > self.settings.max_message_chars:
             return self._too_long(state)
-        match = self._in_context(state, state.matcher.match(text), previous)
+        match = self._in_context(state, text, state.matcher.match(text), previous)
         # several asks are answered one by one, unless the whole is about something the
         # articles leave out (an interview, another role): then none of it is answered
         several = self._several(state, text, previous) if match.decline_reason in (
@@ -151,9 +151,10 @@ class Engine:
         return self.topic_reply(match.topic, match.role or "both", match.confidence,
                                 state=state, runner_up=self._runner_up(match))
 
-    def _in_context(self, state: _State, match: Match, previous: Turn | None) -> Match:
+    def _in_context(self, state: _State, text: str, match: Match, previous: Turn | None
+                    ) -> Match:
         if previous is not None and previous.topic in state.knowledge.topics:
-            return self._continue(state, match, previous)
+            return self._continue(state, text, match, previous)
         return match
 
     def _several(self, state: _State, text: str, previous: Turn | None) -> list[Match]:
@@ -162,7 +163,7 @@ class Engine:
         distinct answers, or fewer than two when it asks one thing."""
         found: dict[tuple[str, str | None], Match] = {}
         for ask in asks(text):
-            match = self._in_context(state, state.matcher.match(ask, around=text), previous)
+            match = self._in_context(state, ask, state.matcher.match(ask, around=text), previous)
             if match.topic is not None and not state.knowledge.topics[match.topic].smalltalk:
                 found.setdefault((match.topic, match.role), match)
                 previous = Turn(match.topic, match.role or "both")
@@ -198,7 +199,7 @@ class Engine:
             await contexts.set_context(conversation, turn)
         return reply
 
-    def _continue(self, state: _State, match: Match, previous: Turn) -> Match:
+    def _continue(self, state: _State, text: str, match: Match, previous: Turn) -> Match:
         """Apply follow-up context: a new role on the old topic, or the old role on a new topic."""
         a = match.analysis
         short = a.cue or len(a.content) <= _SHORT
@@ -207,11 +208,10 @@ class Engine:
             return replace(match, topic=previous.topic, role=OTHER_ROLE[previous.role],
                            decline_reason=None,
                            confidence=max(match.confidence, self.settings.sure_above))
-        if (match.decline_reason == "low_confidence" and short and match.best
-                and match.best.id == previous.topic
-                and match.best.score >= self.settings.follow_up_below):
-            # "what would I need to learn?" after a switching answer: unsure on its own,
-            # but leaning on the topic in hand, so the conversation settles it
+        if match.decline_reason == "low_confidence" and short and self._leans_on(
+                state, match, previous, text):
+            # "what would I need to learn?" after a switching answer, "at fintech
+            # companies?" after a salary one: unsure alone, settled by the topic in hand
             role = state.matcher.role_for(previous.topic, a) if a.roles else previous.role
             return replace(match, topic=previous.topic, role=role, decline_reason=None)
         if a.roles and not a.content and a.leans and not a.other_role:
@@ -226,6 +226,22 @@ class Engine:
             return match
         # "and their tools?", "pay?": a new subject, still about the same role
         return replace(match, role=previous.role)
+
+    def _leans_on(self, state: _State, match: Match, previous: Turn, text: str) -> bool:
+        """An unsure short message is about the topic in hand when it comes closest to
+        it, or when it points back at the conversation ("at fintech companies?", "what
+        if we already have a prototype?"), the topic is among those it comes near, and
+        read after that topic's title it is that topic."""
+        best = match.best
+        if best is None:
+            return False
+        if best.id == previous.topic and best.score >= self.settings.follow_up_below:
+            return True
+        if not match.analysis.leans or previous.topic not in {c.id for c in match.candidates}:
+            return False
+        title = state.knowledge.topics[previous.topic].title
+        again = state.matcher.match(f"{title}: {text}")
+        return again.topic == previous.topic
 
     def _runner_up(self, match: Match) -> str | None:
         """A topic nearly tied with the answer's, offered first as "did you mean"."""

@@ -96,7 +96,9 @@ _DOUBLE = re.compile(r"([a-z])\1")
 _SENTENCE = re.compile(r"(?<=[.!?;\n])\s+|\n+")
 # Words that mark a message as continuing the previous one.
 _CUES = ("and", "what about", "how about", "same for", "same", "also", "for", "ok and",
-         "then", "now", "wat about", "and for", "plus", "what if")
+         "then", "now", "wat about", "and for", "plus", "what if",
+         # a fragment that opens on a preposition: "at fintech companies?", "in big tech?"
+         "at", "in", "with", "without", "outside")
 # A sentence that starts so asks something, question mark or not.
 _ASKING = frozenset({"what", "whats", "wat", "how", "hw", "which", "who", "whos", "why", "where",
                      "when", "should", "shall", "can", "could", "would", "will", "is", "are",

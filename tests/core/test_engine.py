@@ -45,6 +45,12 @@ def test_follow_up_changes_the_topic_and_keeps_the_role(engine):
     # one that leans on the conversation keeps its subject
     ("what do data scientists earn?", "ML engineers?", ("salary", "ml_engineer")),
     ("how do models get deployed?", "is that the ml engineers job?", ("deployment", "both")),
+    # a fragment unsure on its own is read after the topic in hand
+    ("what do data scientists earn?", "at fintech firms?", ("salary", "data_scientist")),
+    ("should a startup hire a data scientist or an ml engineer first?",
+     "what if we only have a prototype so far?", ("hiring", "both")),
+    # ... but not one that is about something else
+    ("what do data scientists earn?", "and what is the weather like?", (None, None)),
 ])
 def test_context_never_hijacks_a_question_that_stands_alone(engine, first, second, want):
     ask(engine, first)

@@ -141,11 +141,18 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from bot.evaluate import cross_validate, evaluate_files
 
-    if not args.files and not args.folds and not args.fit:
+    if not args.files and not args.folds and not args.fit and not args.fit_weights:
         print("give labelled files to score, or --folds N to cross-validate the examples",
               file=sys.stderr)
         return 2
     engine = _engine(settings, args.knowledge)
+    if args.fit_weights:
+        from bot.evaluate import fit_weights
+
+        _, lines = fit_weights(engine.knowledge, settings.match,
+                               tuple(Path(p) for p in args.files), args.folds or 5)
+        print("\n".join(lines))
+        return 0
     if args.fit:
         from bot.evaluate import fit_decline_line
 
@@ -280,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit", action="store_true",
                    help="choose the decline line on the held-out examples (--folds, 5 by "
                         "default) and any labelled files given, and print how each line does")
+    p.add_argument("--fit-weights", action="store_true",
+                   help="fit the scoring weights on the held-out examples and any labelled "
+                        "files given (training data only: never the held-out real part); "
+                        "takes minutes")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
     p = command("serve", help="serve Slack and/or Discord")

@@ -6,19 +6,20 @@ import json
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bot.core import Engine, Query, Reply
 from bot.core.context import Turn
 from bot.core.knowledge import Knowledge, OutOfScopeGroup, Topic
-from bot.core.matcher import Matcher
+from bot.core.matcher import Match, Matcher, Weights
 from bot.settings import MatchSettings
 
 T = TypeVar("T", Topic, OutOfScopeGroup)
 
-__all__ = ["PERTURBATIONS", "EvalResult", "cross_validate", "evaluate_files", "fit_decline_line"]
+__all__ = ["PERTURBATIONS", "EvalResult", "cross_validate", "evaluate_files", "fit_decline_line",
+           "fit_weights"]
 
 # Personal context people put before their question, about nothing careerbot answers.
 _STORIES = (
@@ -213,7 +214,8 @@ def _hold_out(owner: T, label: str | None, fold: int, folds: int,
         x for i, x in enumerate(owner.examples) if i % folds != fold))
 
 
-def _folds(knowledge: Knowledge, settings: MatchSettings, folds: int
+def _folds(knowledge: Knowledge, settings: MatchSettings, folds: int,
+           weights: Weights | None = None
            ) -> Iterator[tuple[int, Matcher, list[tuple[str, str | None]]]]:
     """Each fold: a matcher built without that slice of every topic's and decline
     group's examples, and the slice, labelled (None for a decline group's)."""
@@ -224,7 +226,7 @@ def _folds(knowledge: Knowledge, settings: MatchSettings, folds: int
         groups = tuple(_hold_out(group, None, fold, folds, held)
                        for group in knowledge.out_of_scope)
         yield fold, Matcher(replace(knowledge, topics=topics, out_of_scope=groups),
-                            settings), held
+                            settings, weights), held
 
 
 def cross_validate(knowledge: Knowledge, settings: MatchSettings, folds: int = 5) -> EvalResult:
@@ -245,46 +247,127 @@ def cross_validate(knowledge: Knowledge, settings: MatchSettings, folds: int = 5
     return result
 
 
-#: decline lines `fit_decline_line` tries
+#: decline lines the fits try
 LINES = tuple(round(0.30 + 0.02 * k, 2) for k in range(11))
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """One question matched with no decline line: how sure, and whether it was right."""
+
+    confidence: float
+    answered: bool
+    right: bool
+    in_scope: bool
+
+
+def _ask_all(knowledge: Knowledge, settings: MatchSettings, folds: int,
+             paths: tuple[Path, ...], weights: Weights | None = None
+             ) -> list[list[_Asked]]:
+    """Every question matched once with no line: the base's examples held out fold by
+    fold (the topic counts: examples carry no role), then each labelled file (topic and
+    role). Every line is then a cut of the same confidences."""
+    open_line = replace(settings, decline_below=0.0)
+
+    def asked(match: Match, topic: str | None, role: str | None) -> _Asked:
+        right = match.topic == topic and (not topic or not role or match.role == role)
+        return _Asked(match.confidence, match.topic is not None, right, bool(topic))
+
+    examples = [asked(matcher.match(text), want, None)
+                for _, matcher, held in _folds(knowledge, open_line, folds, weights)
+                for text, want in held]
+    groups = [examples]
+    if paths:
+        matcher = Matcher(knowledge, open_line, weights)
+        for path in paths:
+            items = [json.loads(row) for row in path.read_text(encoding="utf-8").splitlines()
+                     if row.strip()]
+            groups.append([asked(matcher.match(it["text"]), it.get("topic"), it.get("role"))
+                           for it in items if "text" in it])
+    return groups
+
+
+def _rates(asked: list[_Asked], line: float) -> tuple[float, float]:
+    """In scope right, and out of scope declined, with this decline line."""
+    inside = [a.right and a.confidence >= line for a in asked if a.in_scope]
+    outside = [not a.answered or a.confidence < line for a in asked if not a.in_scope]
+    return sum(inside) / max(len(inside), 1), sum(outside) / max(len(outside), 1)
+
+
+def _mean(groups: list[list[_Asked]], line: float) -> float:
+    """The mean of every group's two rates: the examples and each file count alike."""
+    rates = [r for group in groups for r in _rates(group, line)]
+    return sum(rates) / len(rates)
+
+
+def _best_line(groups: list[list[_Asked]], start: float) -> tuple[float, float]:
+    """The line (and its mean) placing most right; it moves from `start` only to do
+    better, not to tie."""
+    best, best_mean = start, _mean(groups, start)
+    for line in LINES:
+        if (mean := _mean(groups, line)) > best_mean + 0.001:
+            best, best_mean = line, mean
+    return best, best_mean
 
 
 def fit_decline_line(knowledge: Knowledge, settings: MatchSettings, folds: int = 5,
                      paths: tuple[Path, ...] = ()) -> tuple[float, list[str]]:
-    """The decline line that places most questions right, in scope and out alike (their
-    mean), on the base's own examples held out fold by fold and on any labelled `paths`
-    (topic only: examples carry no role). Each question is matched once with no line;
-    every line is then a cut of the same confidences. Returns the line and a table."""
-    open_line = replace(settings, decline_below=0.0)
-    asked: list[tuple[float, str | None, str | None]] = []  # (confidence, answer, wanted)
-    for _, matcher, held in _folds(knowledge, open_line, folds):
-        asked += [(m.confidence, m.topic, want) for text, want in held
-                  if (m := matcher.match(text))]
-    if paths:
-        matcher = Matcher(knowledge, open_line)
-        for path in paths:
-            for row in path.read_text(encoding="utf-8").splitlines():
-                item = json.loads(row) if row.strip() else {}
-                if "text" in item:
-                    m = matcher.match(item["text"])
-                    asked.append((m.confidence, m.topic, item.get("topic")))
-
-    def rates(line: float) -> tuple[float, float]:
-        inside = [topic == want and c >= line for c, topic, want in asked if want]
-        outside = [topic is None or c < line for c, topic, want in asked if not want]
-        return sum(inside) / max(len(inside), 1), sum(outside) / max(len(outside), 1)
-
-    table = ["line   in scope   declined   mean"]
-    best = settings.decline_below
-    best_mean = sum(rates(best)) / 2
+    """The decline line that places most questions right, in scope and out alike, on the
+    base's own examples held out fold by fold and on any labelled `paths`, each set
+    counting alike. Returns the line and a table."""
+    groups = _ask_all(knowledge, settings, folds, paths)
+    table = ["line   " + "   ".join(["examples in/out", *(f"{p.name} in/out" for p in paths)])]
     for line in LINES:
-        inside, outside = rates(line)
-        mean = (inside + outside) / 2
-        table.append(f"{line:.2f}   {100 * inside:6.1f}%   {100 * outside:6.1f}%   "
-                     f"{100 * mean:5.1f}%")
-        if mean > best_mean + 0.001:  # a line must do better, not tie, to move
-            best, best_mean = line, mean
-    return best, [f"{len(asked)} questions ({folds} folds of the examples"
+        cells = [f"{100 * i:.1f}/{100 * o:.1f}" for i, o in (_rates(g, line) for g in groups)]
+        table.append(f"{line:.2f}   " + "   ".join(cells)
+                     + f"   mean {100 * _mean(groups, line):5.1f}%")
+    best, _ = _best_line(groups, settings.decline_below)
+    return best, [f"{sum(map(len, groups))} questions ({folds} folds of the examples"
                   + (f", {len(paths)} labelled file(s))" if paths else ")"), *table,
                   f"fitted decline line: {best:.2f} (CAREERBOT_DECLINE_BELOW; now "
                   f"{settings.decline_below:.2f})"]
+
+
+#: what `fit_weights` tries for each weight: its value scaled by these
+STEPS = (0.6, 1.5)
+#: a weight moves only when the mean rises by this much (half a question in a hundred
+#: is noise on sets this size)
+_GAIN = 0.005
+
+
+def fit_weights(knowledge: Knowledge, settings: MatchSettings, paths: tuple[Path, ...],
+                folds: int = 5, rounds: int = 2, names: tuple[str, ...] = ()
+                ) -> tuple[Weights, list[str]]:
+    """The scoring weights, fitted by coordinate descent: each weight in turn (`names`,
+    else all) is scaled by each of STEPS, and a change is kept when the mean of the
+    rates (see fit_decline_line, each with its own best line) rises by _GAIN or more.
+    Score only on training data: the held-out part must stay unseen."""
+    current = Weights()
+    line, score = _best_line(_ask_all(knowledge, settings, folds, paths, current),
+                             settings.decline_below)
+    table = [f"start: mean {100 * score:.2f}% at line {line:.2f}  {current}"]
+    for round_ in range(1, rounds + 1):
+        moved = False
+        for name in names or tuple(f.name for f in fields(Weights)):
+            value = getattr(current, name)
+            for step in STEPS:
+                # a count stays a whole number, at least one
+                tried = (round(value * step, 3) if isinstance(value, float)
+                         else max(1, round(value * step)))
+                if tried == value:
+                    continue
+                change: dict[str, Any] = {name: tried}
+                candidate = replace(current, **change)
+                cline, cscore = _best_line(
+                    _ask_all(knowledge, settings, folds, paths, candidate), line)
+                kept = cscore >= score + _GAIN
+                table.append(f"round {round_}  {name:>13} {value!s:>6} -> {tried!s:<6} "
+                             f"mean {100 * cscore:.2f}% at {cline:.2f}"
+                             + ("  kept" if kept else ""))
+                if kept:
+                    current, score, line, moved = candidate, cscore, cline, True
+                    break
+        if not moved:
+            break
+    table.append(f"fitted: mean {100 * score:.2f}% at line {line:.2f}  {current}")
+    return current, table

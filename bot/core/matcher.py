@@ -38,8 +38,34 @@ from bot.core.models import OTHER_ROLE, Role
 from bot.core.text import strip_invisible
 from bot.settings import MatchSettings
 
-__all__ = ["Analysis", "Candidate", "Match", "Matcher", "asks", "forget_reload_caches",
-           "normalise"]
+__all__ = ["Analysis", "Candidate", "Match", "Matcher", "Weights", "asks",
+           "forget_reload_caches", "normalise"]
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How much each part of the score counts, checked by `careerbot eval --fit-weights
+    tests/data/real/train.jsonl` (the base's examples held out by fold, and the real
+    questions' training part; never the held-out part): scaling any one of them by 0.6
+    or 1.5 moves the mean of the rates by under half a point, so they stay."""
+
+    #: a question's score is the nearest example (weighted token F1), the votes of its
+    #: words, string similarity and a naive-Bayes posterior over the topics in the running
+    example: float = 0.35
+    vote: float = 0.35
+    fuzzy: float = 0.20
+    bayes: float = 0.20
+    #: a stopword beside a content word; a pair of two stopwords ("from @role" is not
+    #: one); a pair with one ("about education")
+    stopword: float = 0.2
+    stop_pair: float = 0.3
+    half_pair: float = 0.7
+    #: the whole of a long message, beside the question it asks
+    story: float = 0.9
+    #: a topic's keyword votes like this many of its examples
+    keyword_count: int = 3
+    #: a word no topic uses weighs as if this many topics used it
+    unknown_df: float = 3.0
 
 DS, MLE, OTHER = "@ds", "@mle", "@other"
 _ROLE_TOKEN: dict[str, Role] = {DS: "data_scientist", MLE: "ml_engineer"}
@@ -67,16 +93,9 @@ _REAL_WORD_ZIPF = 2.5
 # the endings of words that describe rather than name ("traditional", "biggest", "losing"):
 # in a subject's place they modify the subject, which comes after them
 _MODIFIER = re.compile(r"(?:al|est|ive|ous|ly|ed|ing|able|ible|ful|less|ic|ary|ory)$")
-# Scoring: nearest example (weighted token F1), votes of the words, string similarity,
-# and the posterior of a naive-Bayes model over the topics and decline groups in the running.
-_W_EXAMPLE, _W_VOTE, _W_FUZZY, _W_BAYES = 0.35, 0.35, 0.20, 0.20
 _BAYES_SMOOTHING = 0.5  # add-k smoothing of each topic's term counts
 _BAYES_RIVALS = 48      # the posterior is over the candidates and this many most-voted topics
 _FUZZY_LEADERS = 10     # topics whose examples are string-compared with the question
-_STOP_WEIGHT = 0.2      # a stopword still counts, a fifth as much as a content word
-_PAIR_WEIGHT = 0.3      # a pair of stopwords ("from @role" is not one) counts this much
-_HALF_PAIR_WEIGHT = 0.7  # a pair with one stopword ("about education") is weaker evidence
-_KEYWORD_COUNT = 3      # a keyword votes like this many examples
 _PHRASE_SPELLING = 85    # fuzz.ratio from which a few words spell a role name or phrase
 _PHRASE_WORD_SPELLING = 60  # ... and each of its words this close to the name's word
 # switching between our two roles; a move into one from elsewhere asks what it needs
@@ -84,10 +103,8 @@ _SWITCH, _SKILLS = "crossover", "skills"
 # machine learning, the field, set beside data science stands for the ML engineer's career
 _ML = "ml"
 _MAX_QUESTIONS = 4       # questions of one message scored: its first two and last two
-_STORY_WEIGHT = 0.9      # the whole of a long message counts this much beside its question
 _SMALL_TALK_SURE = 0.7  # small talk with one word of its own is answered from here
 _COMMON = 3             # a word is a typo of one a slip away and this many times as common
-_UNKNOWN_DF = 3         # a word no topic uses weighs as if three topics used it
 # Rarity (idf) is log(1 + _IDF_TOPICS / topics using the word), a fixed numerator about
 # the shipped base's size: topics added that share no word with a question (a base
 # grown tenfold) then leave that question's weights, and so its answer, alone.
@@ -386,12 +403,13 @@ def _is_stop(term: str, stop: frozenset[str]) -> bool:
     return term in stop or term == "@role" or term.isdigit()
 
 
-def _discount(term: str, stop: frozenset[str]) -> float:
+def _discount(term: str, stop: frozenset[str], weights: Weights) -> float:
     """How much a term counts beside its rarity: stopwords and their pairs count less."""
     if "_" in term:
         a, _, b = term.partition("_")
-        return (1.0, _HALF_PAIR_WEIGHT, _PAIR_WEIGHT)[_is_stop(a, stop) + _is_stop(b, stop)]
-    return _STOP_WEIGHT if _is_stop(term, stop) else 1.0
+        return (1.0, weights.half_pair, weights.stop_pair)[
+            _is_stop(a, stop) + _is_stop(b, stop)]
+    return weights.stopword if _is_stop(term, stop) else 1.0
 
 
 @dataclass(frozen=True)
@@ -408,36 +426,36 @@ class _Index:
 
 
 @lru_cache(maxsize=1 << 14)  # a reload reuses the topics it leaves alone
-def _doc_counts(doc: _Doc) -> tuple[Counter[str], dict[str, float]]:
+def _doc_counts(doc: _Doc, keyword_count: int) -> tuple[Counter[str], dict[str, float]]:
     """A topic's term counts (a keyword counts as several examples) and, from them, its
     naive-Bayes lifts: log P(term | topic) - log P(a term the topic never uses)."""
     c: Counter[str] = Counter()
     for ex in doc.examples:
         c.update(ex)
-    c.update({t: _KEYWORD_COUNT for t in doc.keywords})
+    c.update({t: keyword_count for t in doc.keywords})
     return c, {t: math.log(1 + k / _BAYES_SMOOTHING) for t, k in c.items()}
 
 
 @lru_cache(maxsize=1 << 14)  # a reload reuses the topics it leaves alone
 def _doc_vocabulary(doc: _Doc) -> frozenset[str]:
     """Every term a topic uses, in its examples and keywords."""
-    return frozenset(_doc_counts(doc)[0])
+    return frozenset(doc.keywords).union(*doc.examples)
 
 
 @lru_cache(maxsize=2)  # a reload that leaves examples and keywords alone reuses it
-def _index(docs: tuple[_Doc, ...], stop: frozenset[str]) -> _Index:
+def _index(docs: tuple[_Doc, ...], stop: frozenset[str], weights: Weights) -> _Index:
     """How rare a term is across topics (idf), how strongly it points at each one,
     and every example once, with its total weight and an index from terms to examples."""
     df: Counter[str] = Counter()
     counts: list[Counter[str]] = []
     bayes_lift: list[dict[str, float]] = []
     for doc in docs:
-        c, lift = _doc_counts(doc)
+        c, lift = _doc_counts(doc, weights.keyword_count)
         df.update(c.keys())
         counts.append(c)
         bayes_lift.append(lift)
     n = _IDF_TOPICS
-    idf = {t: math.log(1 + n / k) * _discount(t, stop) for t, k in df.items()}
+    idf = {t: math.log(1 + n / k) * _discount(t, stop, weights) for t, k in df.items()}
     totals: Counter[str] = Counter()
     for c in counts:
         totals.update(c)
@@ -448,7 +466,7 @@ def _index(docs: tuple[_Doc, ...], stop: frozenset[str]) -> _Index:
         bayes_base.append(math.log(_BAYES_SMOOTHING / size))
         for term, k in c.items():
             points[term].append((i, k / totals[term]))
-    index = _Index(idf, math.log(1 + n / _UNKNOWN_DF), dict(points), [], [], [],
+    index = _Index(idf, math.log(1 + n / weights.unknown_df), dict(points), [], [], [],
                    defaultdict(list), bayes_base, bayes_lift)
     for i, doc in enumerate(docs):
         for example in doc.examples:
@@ -474,9 +492,11 @@ class _Doc:
 class Matcher:
     """Built from one immutable `Knowledge`; safe to share between tasks."""
 
-    def __init__(self, knowledge: Knowledge, settings: MatchSettings | None = None):
+    def __init__(self, knowledge: Knowledge, settings: MatchSettings | None = None,
+                 weights: Weights | None = None):
         self.knowledge = knowledge
         self.settings = settings or MatchSettings()
+        self.weights = weights or Weights()
         vocab = knowledge.vocabulary
         # one object for equal stopword sets: caches keyed by it then compare by identity
         if len(_STOPWORDS) > 8:
@@ -557,7 +577,7 @@ class Matcher:
         self._window_scores: dict[Analysis, dict[int, float]] = {}
         self._analyses: dict[str, Analysis] = {}
         self._vocabulary = {doc.label: _doc_vocabulary(doc) for doc in docs}
-        index = _index(tuple(docs), self._stop)
+        index = _index(tuple(docs), self._stop, self.weights)
         self._idf = index.idf
         self._unknown_idf = index.unknown_idf
         self._points = index.points
@@ -713,7 +733,7 @@ class Matcher:
     # ------------------------------------------------------------------ scoring
 
     def _discount(self, term: str) -> float:
-        return _discount(term, self._stop)
+        return _discount(term, self._stop, self.weights)
 
     def _is_stop(self, term: str) -> bool:
         return _is_stop(term, self._stop)
@@ -769,12 +789,13 @@ class Matcher:
             # the smaller of the two sets is walked: a long message meets short examples
             shared += sum(weights[t] for t in self._example_terms[e] & rest)
             precision, recall = shared / wq, shared / self._example_weight[e]
-            f1 = _W_EXAMPLE * 2 * precision * recall / (precision + recall)
+            f1 = self.weights.example * 2 * precision * recall / (precision + recall)
             if f1 > partial[i]:
                 partial[i] = f1
         bayes = self._bayes(analysis, partial.keys() | most_voted)
         for i in partial:
-            partial[i] += _W_VOTE * votes.get(i, 0.0) / wq + _W_BAYES * bayes[i]
+            partial[i] += (self.weights.vote * votes.get(i, 0.0) / wq
+                           + self.weights.bayes * bayes[i])
         # string similarity, the costliest part, only for the leaders
         query = analysis.fuzzy
         leaders = sorted(partial, key=partial.__getitem__, reverse=True)[:_FUZZY_LEADERS]
@@ -782,7 +803,7 @@ class Matcher:
             hit = process.extractOne(query, self._fuzzy_strings[i],
                                      scorer=fuzz.token_sort_ratio, score_cutoff=40)
             if hit:
-                partial[i] += _W_FUZZY * hit[1] / 100
+                partial[i] += self.weights.fuzzy * hit[1] / 100
         return partial
 
     def _bayes(self, analysis: Analysis, candidates: Iterable[int]) -> dict[int, float]:
@@ -834,7 +855,7 @@ class Matcher:
             analysis = whole if window is text else self.analyse(window, budget=budget)
             # the story around a question helps it, but alone it makes no answer to an
             # unrelated question ("...I studied economics. what's the weather like?")
-            weight = _STORY_WEIGHT if window is text and len(windows) > 1 else 1.0
+            weight = self.weights.story if window is text and len(windows) > 1 else 1.0
             for i, score in self._scores(analysis).items():
                 totals[i] = max(totals.get(i, 0.0), score * weight)
         ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import EVAL, ROOT
 
+DATA = ROOT / "tests" / "data"
+
 
 def careerbot(*args: str, stdin: str = "", cwd: Path | None = None,
               env: dict[str, str] | None = None):
@@ -204,9 +206,28 @@ def test_eval_fit_chooses_the_decline_line_from_held_out_questions():
     out = careerbot("eval", "--fit", "--folds", "3", str(EVAL / "dev.jsonl"))
     assert out.returncode == 0, out.stderr
     rows = [line.split() for line in out.stdout.splitlines() if line[:2] == "0."]
-    assert len(rows) == 11 and all(len(r) == 4 for r in rows)
+    # each line: the examples' and the file's rates (in scope / declined), and their mean
+    assert len(rows) == 11 and all(len(r) == 5 and r[3] == "mean" for r in rows)
     fitted = float(out.stdout.rsplit("fitted decline line: ", 1)[1].split()[0])
-    best = max(float(r[3].rstrip("%")) for r in rows)
+    best = max(float(r[4].rstrip("%")) for r in rows)
     # the fitted line is the best of the table, or the line in use when none beats it
-    assert [r for r in rows if float(r[0]) == fitted and float(r[3].rstrip("%")) == best] \
+    assert [r for r in rows if float(r[0]) == fitted and float(r[4].rstrip("%")) == best] \
         or fitted == 0.42
+
+
+def test_fit_weights_keeps_a_change_only_when_it_scores_better(knowledge):
+    from bot.core.matcher import Weights
+    from bot.evaluate import fit_weights
+    from bot.settings import MatchSettings
+
+    weights, table = fit_weights(knowledge, MatchSettings(), (DATA / "questions.jsonl",),
+                                 folds=2, rounds=1, names=("story", "keyword_count"))
+    tried = [row for row in table if row.startswith("round")]
+    assert 2 <= len(tried) <= 4  # each of two weights scaled down and up, until one is kept
+    kept = [row for row in tried if row.endswith("kept")]
+    assert (weights == Weights()) == (not kept)
+
+    def mean(row: str) -> float:
+        return float(row.split("mean ", 1)[1].split("%")[0])
+
+    assert mean(table[-1]) >= mean(table[0]) and all(mean(r) > mean(table[0]) for r in kept)

@@ -104,11 +104,11 @@ async def test_a_thread_it_answered_in_is_followed_and_nothing_else(
                           bot_id=BOT_ID)  # itself
     await reply_in_thread(peer, thread, "what tools do they use?",
                           subtype="message_changed")  # an edit
-    await reply_in_thread(peer, thread, "what about data scientists?")
+    await reply_in_thread(peer, thread, "what tools do they use?")  # the same, from a person
 
     second = (await slack.wait_for("chat.postMessage", 2))[1]
     assert second["thread_ts"] == thread and second["channel"] == CHANNEL
-    expected = answer_to(engine, "what about data scientists?", Turn.of(answer_to(
+    expected = answer_to(engine, "what tools do they use?", Turn.of(answer_to(
         engine, "how much does an ML engineer earn?")))
     assert header(second) == expected.title  # the thread's conversation goes on
     assert len(slack.of("chat.postMessage")) == 2

@@ -4,6 +4,8 @@ Everything replicas must agree on goes through a `Store`:
 
 - conversation context for follow-ups (`get_context`, `set_context`), forgotten
   `context_ttl` seconds after it was last set;
+- threads the bot has answered in (`join_thread`, `in_thread`), on the same clock: a
+  thread is followed as long as its follow-ups would keep their context;
 - rate-limit counters (`hit`), a sliding window per key;
 - keys seen once, such as Slack event ids (`first_seen`), forgotten after `ttl`;
 - named counters (`incr`, `counts`);
@@ -95,6 +97,15 @@ class Store(Protocol):
 
     async def forget_context(self, conversation: str) -> None: ...
 
+    async def join_thread(self, thread: str) -> None:
+        """The bot answered in `thread`: it is followed for `context_ttl` seconds from now
+        (each answer there renews it)."""
+        ...
+
+    async def in_thread(self, thread: str) -> bool:
+        """Whether the bot answered in `thread` within the last `context_ttl` seconds."""
+        ...
+
     async def hit(self, key: str, limit: int, window: float = 60.0) -> float:
         """Count one event for `key` if fewer than `limit` happened in the last `window`
         seconds and return 0.0; else count nothing and return the seconds until one
@@ -178,6 +189,7 @@ class InProcessStore:
         self.context_ttl = context_ttl
         self._clock = clock
         self._contexts = _Expiring(max_keys, clock)
+        self._threads = _Expiring(max_keys, clock)
         self._seen = _Expiring(max_keys, clock)
         self._limiters: dict[tuple[int, float], RateLimiter] = {}
         self._counters: dict[str, Counter[str]] = {}
@@ -193,6 +205,12 @@ class InProcessStore:
 
     async def forget_context(self, conversation: str) -> None:
         self._contexts.pop(conversation)
+
+    async def join_thread(self, thread: str) -> None:
+        self._threads.set(thread, True, self.context_ttl)
+
+    async def in_thread(self, thread: str) -> bool:
+        return self._threads.get(thread) is not None
 
     async def hit(self, key: str, limit: int, window: float = 60.0) -> float:
         if limit <= 0:
@@ -407,7 +425,8 @@ class RedisStore:
     """State shared by every replica, in Redis (redis-py's asyncio client).
 
     Keys start with `prefix` ("careerbot:" by default), so one Redis can serve
-    several bots or test runs. Conversation context and seen keys expire in Redis.
+    several bots or test runs. Conversation context, followed threads and seen keys
+    expire in Redis.
 
     Three clients, each timed for its use: the event dedupe (`first_seen`, before
     Slack's ack) gives up after `quick_timeout`, and remembers this replica's keys
@@ -538,6 +557,13 @@ class RedisStore:
 
     async def forget_context(self, conversation: str) -> None:
         await self._call(lambda: self._redis.delete(self._key("context", conversation)))
+
+    async def join_thread(self, thread: str) -> None:
+        await self._call(lambda: self._redis.set(self._key("thread", thread), "1",
+                                                 px=max(1, int(self.context_ttl * 1000))))
+
+    async def in_thread(self, thread: str) -> bool:
+        return bool(await self._call(lambda: self._redis.exists(self._key("thread", thread))))
 
     async def hit(self, key: str, limit: int, window: float = 60.0) -> float:
         if limit <= 0:

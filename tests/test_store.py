@@ -144,3 +144,28 @@ def test_open_store_follows_redis_url(redis_url: str) -> None:
     assert isinstance(store, RedisStore) and store.shared
     assert store.description == "redis 127.0.0.1:" + redis_url.rsplit(":", 1)[1]
     assert redacted_url("redis://user:secret@host:6379/0") == "redis://user:***@host:6379/0"
+
+
+async def test_threads_joined_are_followed_on_the_context_clock() -> None:
+    now = [0.0]
+    store = InProcessStore(context_ttl=60, clock=lambda: now[0])
+    assert not await store.in_thread("T:C:1.1")
+    await store.join_thread("T:C:1.1")
+    assert await store.in_thread("T:C:1.1")
+    assert not await store.in_thread("T:C:2.2")  # another thread
+    now[0] = 50.0
+    await store.join_thread("T:C:1.1")  # answered again: renewed
+    now[0] = 109.9
+    assert await store.in_thread("T:C:1.1")
+    now[0] = 110.0
+    assert not await store.in_thread("T:C:1.1")
+
+
+async def test_threads_joined_are_shared_and_expire_in_redis(
+        redis_store: Callable[..., RedisStore]) -> None:
+    a, b = redis_store(context_ttl=90), redis_store(context_ttl=90)
+    assert not await b.in_thread("T:C:1.1")
+    await a.join_thread("T:C:1.1")
+    assert await b.in_thread("T:C:1.1")  # another replica's connection sees it
+    assert not await b.in_thread("T:C:2.2")
+    assert 0 < await a._redis.pttl(f"{a.prefix}thread:T:C:1.1") <= 90_000

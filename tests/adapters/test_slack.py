@@ -310,7 +310,9 @@ async def test_share_button_posts_the_answer_for_everyone(peer: Peer,
 
     def content(call: Call) -> list[dict[str, Any]]:
         return [b for b in call["blocks"] if b["type"] != "actions"]
-    assert content(shared) == content(private)
+    byline = {"type": "context", "elements": [{"type": "mrkdwn",
+                                               "text": f"Shared by <@{USER}>"}]}
+    assert content(shared) == [content(private)[0], byline, *content(private)[1:]]
     assert "careerbot_share" not in action_ids(shared)
     assert "careerbot_feedback_helpful" in action_ids(shared)
     assert deleted["delete_original"] is True

@@ -154,8 +154,9 @@ async def test_no_log_line_carries_a_user_id_name_question_or_response_url(
                          "text": f"<@{BOT_USER}> what do ML engineers earn in {words}?",
                          "ts": "1.000002"}, "EvPRIVATE1")
         assert (await _post(http, base, mention, _signed(mention)))[0] == 200
-        unhandled = event({"type": "app_home_opened", "user": user, "tab": "home",
-                           "channel": "D0HOME"}, "EvPRIVATE2")
+        unhandled = event({"type": "reaction_added", "user": user, "reaction": "eyes",
+                           "item": {"type": "message", "channel": "C0GEN",
+                                    "ts": "1.000002"}}, "EvPRIVATE2")
         assert (await _post(http, base, unhandled, _signed(unhandled)))[0] == 404
         slack.fail("response_url", Failure(status=500))
         for text, key in ((f"salary in {words}", "private-key-1"), ("reload", "private-key-2")):

@@ -177,7 +177,7 @@ class FakeSlack:
             args.update(await request.json())
         elif request.can_read_body:
             args.update(await request.post())
-        for key in ("blocks", "attachments"):
+        for key in ("blocks", "attachments", "view"):
             if isinstance(args.get(key), str):
                 args[key] = json.loads(args[key])
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -202,13 +202,22 @@ class FakeSlack:
             if args.get("channel") in self.closed_channels and method == "chat.postMessage":
                 return {"ok": False, "error": "not_in_channel"}
         if method == "chat.postMessage":
-            return {"ok": True, "channel": args.get("channel"), "ts": ts,
+            channel = str(args.get("channel"))
+            if channel[:1] in ("U", "W"):  # a user id: the app's DM with them
+                channel = "D" + channel[1:]
+            return {"ok": True, "channel": channel, "ts": ts,
                     "message": {"text": args.get("text"), "ts": ts}}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": ts}
         if method == "users.info":
             user = {"id": args.get("user"), "is_admin": False, "is_owner": False}
             return {"ok": True, "user": user | self.users.get(str(args.get("user")), {})}
+        if method in ("reactions.add", "reactions.remove"):
+            return {"ok": True}
+        if method == "views.publish":
+            view = args.get("view") or {}
+            return {"ok": True, "view": {"id": "V0HOME", "type": view.get("type"),
+                                         "blocks": view.get("blocks", [])}}
         if method == "apps.connections.open":
             return {"ok": True, "url": f"ws{self.base.removeprefix('http')}/socket"}
         return {"ok": False, "error": "unknown_method"}

@@ -15,7 +15,8 @@ import inspect
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -40,12 +41,16 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.adapters.errors import ConfigurationError
 from bot.adapters.slack.render import (
+    ASK,
     FEEDBACK,
     FOLLOWUP,
     MAX_BLOCKS,
     PICK_ASPECT,
+    RELOAD,
     SHARE,
     SlackMessage,
+    escape,
+    home,
     notice,
     render,
 )
@@ -56,15 +61,24 @@ from bot.logs import user_ref
 from bot.ops import HEALTH_PATH, MAX_BODY_BYTES, start_server
 from bot.runtime import Runtime
 from bot.settings import Settings
+from bot.store import StoreError
 
-__all__ = ["EVENTS_PATH", "HEALTH_PATH", "ResponseUrlError", "build_app", "retry_handlers",
-           "run_slack", "start_http"]
+__all__ = ["BOT_EVENTS", "EVENTS_PATH", "HEALTH_PATH", "SHORTCUT", "ResponseUrlError",
+           "build_app", "retry_handlers", "run_slack", "start_http"]
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 _RUNNING = 8  # listeners running at once, after their ack, per process (see _Careerbot)
 _UNREACHABLE = ("not_in_channel", "channel_not_found")
+#: the message shortcut "Ask careerbot about this" (its callback_id in the manifest)
+SHORTCUT = "careerbot_ask_message"
+#: the bot events the manifest subscribes to, each as the event type bolt sees
+BOT_EVENTS = {"app_mention": "app_mention", "app_home_opened": "app_home_opened",
+              "message.im": "message", "message.channels": "message",
+              "message.groups": "message"}
+_HOME_EXAMPLES = 8  # example questions on the Home tab: the first of each topic's
+_WORKING = "eyes"  # the reaction on a message while careerbot works on it
 
 Body = dict[str, Any]
 
@@ -100,6 +114,15 @@ def _conversation(*parts: str | None) -> str:
 
 def _is_dm(channel: str) -> bool:
     return channel.startswith("D")
+
+
+def _who(user: str) -> str:
+    """A Slack user id as a mention of them (`<@U…>`); anything else as "someone"."""
+    return f"<@{user}>" if re.fullmatch(r"[UW][A-Z0-9]{2,20}", user) else "someone"
+
+
+def _mentions(text: str, user: str | None) -> bool:
+    return bool(user) and re.search(rf"<@{re.escape(str(user))}(?:\|[^>]*)?>", text) is not None
 
 
 def _now() -> str:
@@ -175,9 +198,15 @@ class _Careerbot:
 
     def register(self, app: AsyncApp) -> None:
         app.middleware(self.dedupe)
-        app.event("app_mention")(self._acked(self.on_mention))
-        app.event("message")(self._acked(self.on_message))
+        events: dict[str, Callable[..., Awaitable[None]]] = {
+            "app_mention": self.on_mention, "message": self.on_message,
+            "app_home_opened": self.on_home}
+        for event in sorted(set(BOT_EVENTS.values())):
+            app.event(event)(self._acked(events[event]))
         app.command(self.settings.slack_command)(self._acked(self.on_command))
+        app.shortcut(SHORTCUT)(self._acked(self.on_shortcut))
+        app.action(re.compile(rf"^{ASK}_\d+$"))(self._acked(self.on_ask))
+        app.action(RELOAD)(self._acked(self.on_reload))
         app.action(SHARE)(self._acked(self.on_share))
         app.action(re.compile(rf"^{FOLLOWUP}_\d+$"))(self._acked(self.on_followup))
         app.action(re.compile(rf"^{FEEDBACK}_"))(self._acked(self.on_feedback))
@@ -228,9 +257,9 @@ class _Careerbot:
         log.error("a Slack listener failed: %s", type(error).__name__, exc_info=error)
 
     def _render(self, reply: Reply, *, share: str | None = None,
-                aspects: list[str] | None = None) -> SlackMessage:
+                aspects: list[str] | None = None, byline: str | None = None) -> SlackMessage:
         return render(reply, command=self.settings.slack_command, share=share,
-                      aspects=aspects or ())
+                      aspects=aspects or (), byline=byline)
 
     # ------------------------------------------------------------------ middleware
 
@@ -264,37 +293,108 @@ class _Careerbot:
 
     async def on_message(self, event: Body, context: AsyncBoltContext,
                          client: AsyncWebClient) -> None:
-        if event.get("channel_type") == "im" and not event.get("subtype"):
-            await self._reply_to(event, context, client, thread=event.get("thread_ts"))
+        """A DM, or a reply in a channel thread careerbot has answered in (one that
+        mentions it is its app_mention's to answer); never top-level channel talk."""
+        kind, thread = event.get("channel_type"), event.get("thread_ts")
+        if kind == "im":
+            if not event.get("subtype"):
+                await self._reply_to(event, context, client, thread=thread)
+            return
+        if (kind not in ("channel", "group") or not thread or thread == event.get("ts")
+                or event.get("subtype") not in (None, "thread_broadcast")
+                or _mentions(event.get("text") or "", context.bot_user_id)):
+            return
+        if await self._following(context.team_id or "", event["channel"], thread):
+            await self._reply_to(event, context, client, thread=thread, following=True)
 
     async def _reply_to(self, event: Body, context: AsyncBoltContext, client: AsyncWebClient,
-                        thread: str | None) -> None:
-        if event.get("bot_id") or not event.get("user"):  # bots, this one included
+                        thread: str | None, *, following: bool = False) -> None:
+        """Answer `event`'s message in `thread` (None: in the DM itself). In a thread it
+        is only `following`, careerbot speaks up only for an answer it is sure of (the
+        matcher's `sure_above`): anything else there is people talking to each other."""
+        user = event.get("user")
+        if event.get("bot_id") or not user or user == context.bot_user_id:  # bots, this one
             return
-        team, channel, user = context.team_id or "", event["channel"], event["user"]
+        team, channel = context.team_id or "", event["channel"]
         text = _question(event.get("text") or "")
+        conversation = _conversation(team, channel, thread)
+        reply = await self._answer(text, user, conversation) if following else None
+        if reply is not None and not (reply.kind == "answer" and
+                                      reply.confidence >= self.settings.match.sure_above):
+            return
         if refusal := await self._slow_down(team, user):
             await client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread,
                                             **notice(refusal))
             return
-        reply = await self._answer(text, user, _conversation(team, channel, thread))
+        async with self._working(client, channel, event.get("ts")):
+            reply = reply or await self._answer(text, user, conversation)
+            await self._post(client, team, channel, user, thread, reply)
+        self.recorder.question(reply, text=text, platform="slack", user=user, channel=channel)
+
+    async def _post(self, client: AsyncWebClient, team: str, channel: str, user: str,
+                    thread: str | None, reply: Reply, byline: str | None = None) -> None:
+        """`reply` in `channel`'s `thread`, which careerbot then follows; where it cannot
+        post, to `user` alone."""
+        message = self._render(reply, byline=byline)
         try:
-            await client.chat_postMessage(channel=channel, thread_ts=thread,
-                                          **self._render(reply))
+            await client.chat_postMessage(channel=channel, thread_ts=thread, **message)
         except SlackApiError as exc:  # removed from the channel, or never in it
             if exc.response.get("error") not in _UNREACHABLE:
                 raise
-            await self._tell_privately(client, channel, user, thread, reply,
+            await self._tell_privately(client, channel, user, thread, message,
                                        str(exc.response.get("error")))
-        self.recorder.question(reply, text=text, platform="slack", user=user, channel=channel)
+            return
+        await self._join(team, channel, thread)
+
+    # ------------------------------------------------------------------ threads followed
+
+    async def _join(self, team: str, channel: str, thread: str | None) -> None:
+        """careerbot answered in `thread`: its later replies are answered too, on any
+        replica, until the context TTL passes without an answer there."""
+        if not thread or _is_dm(channel):
+            return
+        try:
+            await self.rt.store.join_thread(_conversation("slack", team, channel, thread))
+        except StoreError as exc:
+            self.rt.failed("store", exc)
+
+    async def _following(self, team: str, channel: str, thread: str) -> bool:
+        try:
+            return await self.rt.store.in_thread(_conversation("slack", team, channel, thread))
+        except StoreError as exc:
+            self.rt.failed("store", exc)
+            return False  # better a missed reply than talking into a thread uninvited
+
+    @asynccontextmanager
+    async def _working(self, client: AsyncWebClient, channel: str,
+                       ts: str | None) -> AsyncIterator[None]:
+        """👀 on the message `ts` while careerbot works on it. Added beside the work, so a
+        slow or failing reactions.add never holds the answer back; removed after."""
+        if not ts:
+            yield
+            return
+        adding = asyncio.create_task(self._react(client.reactions_add, channel, ts))
+        try:
+            yield
+        finally:
+            if await adding:
+                await self._react(client.reactions_remove, channel, ts)
+
+    async def _react(self, call: Callable[..., Awaitable[Any]], channel: str, ts: str) -> bool:
+        try:
+            await call(channel=channel, timestamp=ts, name=_WORKING)
+        except (SlackApiError, ClientError, TimeoutError) as exc:
+            log.debug("reaction %s on %s failed: %s", _WORKING, channel,
+                      _why_undelivered(exc))
+            return False
+        return True
 
     async def _tell_privately(self, client: AsyncWebClient, channel: str, user: str,
-                              thread: str | None, reply: Reply, error: str) -> None:
+                              thread: str | None, message: SlackMessage, error: str) -> None:
         """The answer the bot could not post in `channel`, to the asker alone: as an
         ephemeral message there, else in a DM, with a word on why."""
         why = ("I can't post in that channel (I'm not a member: `/invite` me there), so "
                "here is my answer just for you.")
-        message = self._render(reply)
         blocks = list(message.get("blocks", []))
         if len(blocks) < MAX_BLOCKS:
             blocks.insert(0, notice(why)["blocks"][0])
@@ -321,7 +421,9 @@ class _Careerbot:
         elif text.lower() == "topics":
             message = self._render(self.engine.topics())
         elif text.lower() == "reload":
-            message = await self._reload(client, team, user)
+            reloaded = await self._reload(client, team, user)
+            message = (notice("Sorry, only careerbot's admins can reload its knowledge.")
+                       if reloaded is None else self._render(reloaded))
         elif text.lower() == "stats":
             message = await self._stats(client, team, user)
         elif word.lower() == "compare":
@@ -342,16 +444,18 @@ class _Careerbot:
             return self._render(reply, aspects=self.engine.aspects())
         return self._render(reply, share=f"compare:{reply.comparison.aspect}")
 
-    async def _reload(self, client: AsyncWebClient, team: str, user: str) -> SlackMessage:
+    async def _reload(self, client: AsyncWebClient, team: str, user: str) -> Reply | None:
+        """An admin's reload (the runtime's: a broken knowledge base is never served) and
+        what came of it; None, and nothing done, for anyone else."""
         who = f"user {user_ref('slack', user)} (team {team}) at {_now()}"
         if not await self._is_admin(client, user):
             log.warning("knowledge reload by %s refused: not an admin", who)
-            return notice("Sorry, only careerbot's admins can reload its knowledge.")
+            return None
         outcome = await self.rt.reload()
         log.log(logging.INFO if outcome.ok else logging.WARNING, "knowledge reload by %s: %s",
                 who, outcome.summary())
         title = "Knowledge reloaded" if outcome.ok else "Knowledge not reloaded"
-        return self._render(Reply(title=title, text=outcome.summary(), kind="notice"))
+        return Reply(title=title, text=outcome.summary(), kind="notice")
 
     async def _stats(self, client: AsyncWebClient, team: str, user: str) -> SlackMessage:
         if not await self._is_admin(client, user):
@@ -373,6 +477,72 @@ class _Careerbot:
             return False
         profile = info.get("user") or {}
         return bool(profile.get("is_admin") or profile.get("is_owner"))
+
+    # ------------------------------------------------------------------ shortcut
+
+    async def on_shortcut(self, body: Body, context: AsyncBoltContext, client: AsyncWebClient,
+                          respond: _Respond) -> None:
+        """"Ask careerbot about this" on a message: its text answered in its thread, saying
+        who asked; refusals and a message with no text go to the one who asked."""
+        team, user = body.get("team", {}).get("id", ""), body["user"]["id"]
+        channel = body.get("channel", {}).get("id", "")
+        message = body.get("message") or {}
+        text = _question(message.get("text") or "")
+        if not text or message.get("user") == context.bot_user_id:
+            await respond(response_type="ephemeral", **notice(
+                "That message has no question in it for me: use the shortcut on someone's "
+                "message with text, or ask me directly."))
+            return
+        if refusal := await self._slow_down(team, user):
+            await respond(response_type="ephemeral", **notice(refusal))
+            return
+        thread = message.get("thread_ts") or message.get("ts")
+        async with self._working(client, channel, message.get("ts")):
+            reply = await self._answer(text, user, _conversation(team, channel, thread))
+            await self._post(client, team, channel, user, thread, reply,
+                             byline=f"{_who(user)} asked careerbot about this message")
+        self.recorder.question(reply, text=text, platform="slack", user=user, channel=channel)
+
+    # ------------------------------------------------------------------ the Home tab
+
+    async def on_home(self, event: Body, client: AsyncWebClient) -> None:
+        if event.get("tab", "home") == "home":
+            await self._publish_home(client, event["user"])
+
+    async def _publish_home(self, client: AsyncWebClient, user: str,
+                            status: Reply | None = None) -> None:
+        """`user`'s Home tab: what careerbot answers, example questions to press, the
+        topics; an admin also sees this week's stats, `status` (a reload's outcome) and
+        the reload button."""
+        admin = None
+        if await self._is_admin(client, user):
+            admin = [r for r in (status, await self.recorder.stats()) if r is not None]
+        examples = [t.examples[0] for t in self.engine.knowledge.topics.values()
+                    if not t.smalltalk and t.examples][:_HOME_EXAMPLES]
+        await client.views_publish(user_id=user, view=dict(home(
+            self.engine.help(), self.engine.topics(), examples,
+            command=self.settings.slack_command, admin=admin)))
+
+    async def on_ask(self, action: Body, body: Body, client: AsyncWebClient) -> None:
+        """An example question pressed on the Home tab: answered in the presser's DM with
+        careerbot, where a follow-up continues it."""
+        team, user = body.get("team", {}).get("id", ""), body["user"]["id"]
+        question = _question(action.get("value") or "")
+        if refusal := await self._slow_down(team, user):
+            await client.chat_postMessage(channel=user, **notice(refusal))
+            return
+        reply = await self._answer(question, user, _conversation(team, "home", user))
+        sent = await client.chat_postMessage(channel=user, **self._render(
+            reply, byline=f"You asked, from my Home tab: _{escape(question)}_"))
+        await self.rt.remember(_conversation(team, str(sent.get("channel") or "")), reply)
+        self.recorder.question(reply, text=question, platform="slack", user=user,
+                               channel=str(sent.get("channel") or ""))
+
+    async def on_reload(self, body: Body, client: AsyncWebClient) -> None:
+        """The Home tab's reload button: the admins' reload, its outcome shown on their
+        Home tab (the view is published again; anyone else's just refreshes)."""
+        team, user = body.get("team", {}).get("id", ""), body["user"]["id"]
+        await self._publish_home(client, user, await self._reload(client, team, user))
 
     # ------------------------------------------------------------------ buttons
 
@@ -407,7 +577,8 @@ class _Careerbot:
             await respond(replace_original=False, **notice(
                 "That answer has changed since; please ask again."))
             return
-        await respond(response_type="in_channel", replace_original=False, **self._render(reply))
+        await respond(response_type="in_channel", replace_original=False, **self._render(
+            reply, byline=f"Shared by {_who(body['user']['id'])}"))
         await respond(delete_original=True)
         log.info("answer %s shared by %s in %s", action.get("value"),
                  user_ref("slack", body["user"]["id"]),
@@ -440,6 +611,8 @@ class _Careerbot:
                 raise
             await respond(response_type="ephemeral", replace_original=False,
                           **self._render(reply))
+            return
+        await self._join(team, channel, thread)
 
     async def on_feedback(self, action: Body, body: Body, respond: _Respond) -> None:
         """One vote a user per answer (the message it is under), changeable; the buttons

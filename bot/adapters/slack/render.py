@@ -15,15 +15,20 @@ from typing import Any, TypedDict
 from bot.core.models import Comparison, Reply, Source
 
 __all__ = [
+    "ASK",
     "FEEDBACK",
     "FOLLOWUP",
     "MAX_BLOCKS",
     "MAX_FALLBACK",
     "MAX_SECTION",
+    "MAX_VIEW_BLOCKS",
     "PICK_ASPECT",
+    "RELOAD",
     "SHARE",
     "SlackMessage",
+    "SlackView",
     "escape",
+    "home",
     "mrkdwn",
     "notice",
     "render",
@@ -31,12 +36,15 @@ __all__ = [
 
 # Slack's limits (https://docs.slack.dev/reference/block-kit/blocks)
 MAX_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100  # a Home tab's view (https://docs.slack.dev/surfaces/app-home)
 MAX_SECTION = 3000
 MAX_FIELD = 2000
 MAX_HEADER = 150
 MAX_BUTTON = 75
 MAX_OPTIONS = 100
 MAX_OPTION_VALUE = 150
+MAX_BUTTON_VALUE = 2000
+MAX_CONTEXT = 3000  # a context block's text element
 MAX_FALLBACK = 3000  # the notification text; Slack would take more, nobody reads it
 
 # action ids the app listens for
@@ -44,12 +52,19 @@ FOLLOWUP = "careerbot_followup"
 FEEDBACK = "careerbot_feedback"
 SHARE = "careerbot_share"
 PICK_ASPECT = "careerbot_compare_pick"
+ASK = "careerbot_ask"  # an example question on the Home tab, asked when pressed
+RELOAD = "careerbot_reload"  # the admins' reload button on the Home tab
 
 Block = dict[str, Any]
 
 
 class SlackMessage(TypedDict):
     text: str
+    blocks: list[Block]
+
+
+class SlackView(TypedDict):
+    type: str
     blocks: list[Block]
 
 
@@ -170,23 +185,76 @@ def _footer(reply: Reply, share: str | None, aspects: Sequence[str]) -> list[Blo
     return blocks
 
 
-def render(reply: Reply, *, command: str = "/careerbot", share: str | None = None,
-           aspects: Sequence[str] = ()) -> SlackMessage:
-    """Header, mrkdwn sections, the comparison in two columns, sources, buttons.
+def _header(title: str) -> Block:
+    return {"type": "header", "text": _text("plain_text", _cut(title, MAX_HEADER))}
 
-    `share` adds a "Share in channel" button carrying that value; `aspects` adds a
-    select menu of them. Fits Slack's 50 blocks by cutting the body, never the buttons.
-    """
-    header = [{"type": "header", "text": _text("plain_text", _cut(reply.title, MAX_HEADER))}]
-    footer = _footer(reply, share, aspects)
+
+def _body(reply: Reply, command: str) -> list[Block]:
+    """The reply's text as mrkdwn sections, then its comparison in two columns."""
     body = [_section(chunk) for chunk in _chunks(mrkdwn(reply.text, command))]
     if reply.comparison and reply.comparison.rows:
         body += _comparison(reply.comparison)
-    room = MAX_BLOCKS - len(header) - len(footer)
+    return body
+
+
+def _fit(head: list[Block], body: list[Block], tail: list[Block], limit: int,
+         where: str) -> list[Block]:
+    """`head + body + tail` in at most `limit` blocks, cutting the body (never the head
+    or the buttons in the tail) and saying so."""
+    room = limit - len(head) - len(tail)
     if len(body) > room:
-        body = body[: room - 1] + [_section("_…and more than fits in one Slack message._")]
+        body = body[: room - 1] + [_section(f"_…and more than fits in {where}._")]
+    return head + body + tail
+
+
+def _byline(text: str) -> Block:
+    return {"type": "context", "elements": [_text("mrkdwn", _cut_links(text, MAX_CONTEXT))]}
+
+
+def render(reply: Reply, *, command: str = "/careerbot", share: str | None = None,
+           aspects: Sequence[str] = (), byline: str | None = None) -> SlackMessage:
+    """Header, mrkdwn sections, the comparison in two columns, sources, buttons.
+
+    `share` adds a "Share in channel" button carrying that value; `aspects` adds a
+    select menu of them; `byline` (mrkdwn the caller made safe, such as "Shared by
+    <@U…>") a context line under the header. Fits Slack's 50 blocks by cutting the
+    body, never the buttons.
+    """
+    head = [_header(reply.title)] + ([_byline(byline)] if byline else [])
+    blocks = _fit(head, _body(reply, command), _footer(reply, share, aspects), MAX_BLOCKS,
+                  "one Slack message")
     fallback = mrkdwn(f"{reply.title}\n\n{reply.text}", command)
-    return {"text": _cut(fallback, MAX_FALLBACK), "blocks": header + body + footer}
+    return {"text": _cut(fallback, MAX_FALLBACK), "blocks": blocks}
+
+
+def home(about: Reply, topics: Reply, examples: Sequence[str], *,
+         command: str = "/careerbot", admin: Sequence[Reply] | None = None) -> SlackView:
+    """careerbot's Home tab: what it answers (`about`), `examples` each with an Ask
+    button (its value the question, asked when pressed), the `topics`; for an admin
+    (`admin` given, even empty), those replies (stats, the last reload) and a reload
+    button. Fits a view's 100 blocks: `about` takes 10 at most, the examples 10, each
+    admin reply 21 (two at most), and the topics are cut to what is left."""
+    divider: Block = {"type": "divider"}
+    head = [_header(about.title), *_body(about, command)[:10], divider,
+            _header("Try asking")]
+    head += [{"type": "section", "text": _text("mrkdwn", _cut(escape(q), MAX_SECTION)),
+              "accessory": _button("Ask", f"{ASK}_{i}", q[:MAX_BUTTON_VALUE])}
+             for i, q in enumerate(examples[:10])]
+    head += [divider, _header(topics.title)]
+    tail: list[Block] = []
+    if admin is not None:
+        tail += [divider, _header("For admins")]
+        for reply in admin[:2]:
+            tail += [_section(f"*{escape(reply.title)}*"), *_body(reply, command)[:20]]
+        reload = _button("Reload the knowledge base", RELOAD, "reload")
+        reload["confirm"] = {
+            "title": _text("plain_text", "Reload the knowledge base?"),
+            "text": _text("mrkdwn", "careerbot re-reads its YAML; if any file is broken it "
+                                    "keeps serving the version it has."),
+            "confirm": _text("plain_text", "Reload"), "deny": _text("plain_text", "Cancel")}
+        tail.append({"type": "actions", "elements": [reload]})
+    return {"type": "home", "blocks": _fit(head, _body(topics, command), tail,
+                                           MAX_VIEW_BLOCKS, "the Home tab")}
 
 
 def notice(text: str) -> SlackMessage:

@@ -96,7 +96,10 @@ def _read(path: Path, shared: tuple[object, ...]) -> Matcher | None:
 
 def _write(path: Path, matcher: Matcher, shared: tuple[object, ...]) -> None:
     buffer = io.BytesIO()
-    _Pickler(buffer, shared).dump(matcher)
+    try:
+        _Pickler(buffer, shared).dump(matcher)
+    except Exception:  # noqa: BLE001 - a matcher that cannot be kept is simply not kept
+        return
     payload = buffer.getvalue()
     with contextlib.suppress(OSError):
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -207,6 +207,15 @@ def examples(knowledge: Any) -> tuple[list[str], list[str | None]]:
     return texts, owners
 
 
+def fresh(engine: Any) -> None:
+    """Forget the per-message caches (analyses, scored windows) of the engine's matcher."""
+    matcher = engine._state.matcher
+    for name in ("_analyses", "_window_scores"):
+        cache = getattr(matcher, name, None)
+        if cache is not None:
+            cache.clear()
+
+
 def peak_rss_kb() -> int:
     """Peak RSS of this process in KiB (VmHWM, reset on exec; ru_maxrss elsewhere)."""
     import contextlib

@@ -17,7 +17,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from benchmarks.baselines import build_baselines
-from benchmarks.common import ROOT, Report, dev_texts, median, ms, pct, say, with_variants
+from benchmarks.common import (
+    ROOT,
+    Report,
+    dev_texts,
+    fresh,
+    median,
+    ms,
+    pct,
+    say,
+    with_variants,
+)
 
 __all__ = ["adversarial_messages", "long_real_messages", "run"]
 
@@ -63,15 +73,6 @@ def adversarial_messages(limit: int, seed: int) -> dict[str, str]:
         "one letter": "z" * limit,
         "punctuation": "?!." * limit,
     }.items()}
-
-
-def fresh(engine: Any) -> None:
-    """Forget the per-message caches (analyses, scored windows) of the engine's matcher."""
-    matcher = engine._state.matcher
-    for name in ("_analyses", "_window_scores"):
-        cache = getattr(matcher, name, None)
-        if cache is not None:
-            cache.clear()
 
 
 def _time(engine: Any, bm25: Callable[[str], Any], texts: Sequence[str], rounds: int

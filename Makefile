@@ -8,7 +8,7 @@ RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 PIP := $(BIN)/pip install --quiet --constraint constraints.txt
 
-.PHONY: run test lint bench clean k8s-knowledge fingerprint lock
+.PHONY: run test lint bench bench-quick clean k8s-knowledge fingerprint lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,9 @@ $(RUN_STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP) -e '.[slack,discord,redis]'
 	touch $(RUN_STAMP)
 
+# the bench extra too: tests/test_bench.py runs the quick benchmarks
 $(TEST_STAMP): $(RUN_STAMP)
-	$(PIP) -e '.[slack,discord,redis,test]'
+	$(PIP) -e '.[slack,discord,redis,test,bench]'
 	touch $(TEST_STAMP)
 
 ## run: start the bot (Slack and/or Discord when their tokens are set, else the console chat)
@@ -30,7 +31,7 @@ run: $(RUN_STAMP)
 # The Redis tests start their own redis-server: install it where it is missing
 # (as root, with apt-get); otherwise they fail saying so.
 test: $(TEST_STAMP)
-	$(BIN)/ruff check bot tests
+	$(BIN)/ruff check bot tests benchmarks
 	$(BIN)/mypy
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -43,7 +44,7 @@ test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check bot tests
+	$(BIN)/ruff check bot tests benchmarks
 	$(BIN)/mypy
 
 ## k8s-knowledge: regenerate deploy/k8s/knowledge-configmap.yaml from knowledge/
@@ -55,8 +56,13 @@ SEEDS ?= ../shared/seeds
 fingerprint:
 	$(PYTHON) eval/fingerprint.py $(SEEDS)
 
+## bench: the benchmarks (benchmarks/), every figure beside a same-run baseline
 bench: $(TEST_STAMP)
-	$(BIN)/careerbot bench
+	$(BIN)/python -m benchmarks
+
+## bench-quick: the same with small counts (a minute)
+bench-quick: $(TEST_STAMP)
+	$(BIN)/python -m benchmarks --quick
 
 ## lock: refresh constraints.txt, the exact versions make, CI and the image install
 lock:

@@ -215,12 +215,6 @@ def cmd_discord_sync(args: argparse.Namespace, settings: Settings) -> int:
     return sync_commands_cli(settings, guild_id=args.guild)
 
 
-def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.bench import run_bench
-
-    return run_bench(args)
-
-
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from bot.learning import run_report
 
@@ -298,17 +292,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which platform to serve (all: both, in one process)")
     p.add_argument("--port", type=_port, default=None, help="Slack HTTP mode port")
     p.set_defaults(func=cmd_serve)
-    p = command("bench", help="measure latency, growth, reload, start-up, memory, load")
-    p.add_argument("--quick", action="store_true", help="smaller counts (for a test)")
-    p.add_argument("--json", default="bench-results.json", metavar="PATH",
-                   help="where to write the figures (default: bench-results.json)")
-    p.add_argument("--sections", default="1,2,3,4,5,6",
-                   help="which sections to run, e.g. 1,3,4 (default: all six)")
-    p.add_argument("--requests", type=int, default=None,
-                   help="Slack load: requests to send (default 1000, 100 with --quick)")
-    p.add_argument("--profile", action="store_true",
-                   help="also print cProfile of Engine.answer and Engine.reload")
-    p.set_defaults(func=cmd_bench)
     p = command("report", help="what people asked that careerbot could not answer")
     p.add_argument("--since", default="7d",
                    help="an age (7d, 24h, 2w) or a date (2024-05-01); default 7d")

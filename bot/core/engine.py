@@ -12,6 +12,7 @@ from rapidfuzz import fuzz, process
 from bot.core.context import ContextStore, Turn
 from bot.core.knowledge import Knowledge, KnowledgeError, Problem, load_knowledge
 from bot.core.matcher import Match, Matcher, asks
+from bot.core.matcher_cache import cached_matcher, default_cache_dir
 from bot.core.models import OTHER_ROLE, ROLE_NAMES, Query, Reply, Role, Suggestion
 from bot.core.text import quote, strip_invisible
 from bot.settings import MatchSettings
@@ -81,17 +82,22 @@ class Engine:
 
     def __init__(self, knowledge: Knowledge | None = None, *,
                  knowledge_dir: str | Path | None = None,
-                 settings: MatchSettings | None = None):
+                 settings: MatchSettings | None = None, cache_dir: str | Path | None = None):
+        """`cache_dir`: where the first matcher is kept by content (matcher_cache); by
+        default $XDG_CACHE_HOME/careerbot when the engine loads `knowledge_dir` itself."""
         self.settings = settings or MatchSettings()
         self._dir = Path(knowledge_dir) if knowledge_dir else None
-        self._state = self._build(knowledge or load_knowledge(self._dir))
+        cache = Path(cache_dir) if cache_dir else None if knowledge else default_cache_dir()
+        self._state = self._build(knowledge or load_knowledge(self._dir), cache)
 
-    def _build(self, knowledge: Knowledge) -> _State:
+    def _build(self, knowledge: Knowledge, cache: Path | None = None) -> _State:
         aspects: list[str] = []
         for topic in knowledge.topics.values():
             if topic.comparison:
                 aspects += [topic.comparison.aspect, *topic.aliases]
-        return _State(knowledge, Matcher(knowledge, self.settings), tuple(aspects))
+        matcher = cached_matcher(knowledge, self.settings, cache,
+                                 lambda: Matcher(knowledge, self.settings))
+        return _State(knowledge, matcher, tuple(aspects))
 
     @property
     def knowledge(self) -> Knowledge:

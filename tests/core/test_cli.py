@@ -182,7 +182,7 @@ def test_console_reload_reports_hostile_files_and_keeps_serving(knowledge_copy):
 def test_version_and_help_for_every_command_and_argument():
     out = careerbot("--version")
     assert out.returncode == 0 and out.stdout.startswith("careerbot ")
-    for command in ("chat", "run", "ask", "validate", "eval", "serve", "bench", "report"):
+    for command in ("chat", "run", "ask", "validate", "eval", "serve", "report"):
         text = careerbot(command, "--help").stdout
         assert "--knowledge" in text, command  # the global options work after it too
         for line in text.split("positional arguments:", 1)[1:]:

@@ -38,7 +38,8 @@ __all__ = [
 
 #: the largest shipped file is ~8 KB and a generated 100x base's ~20 KB: 1 MiB is no topic
 MAX_FILE_BYTES = 1 << 20
-#: the shipped base is ~0.2 MB and the bench's 100x base ~7 MB: 16 MiB leaves room for 2x that
+#: the shipped base is ~0.2 MB and benchmarks/growth.py's 100x base ~7 MB: 16 MiB leaves
+#: room for 2x that
 MAX_TOTAL_BYTES = 16 << 20
 #: nesting a knowledge file needs is 4 or 5 levels; past this it is refused, not walked
 _MAX_DEPTH = 32

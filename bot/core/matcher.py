@@ -29,6 +29,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
+from typing import TypeVar
 
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
@@ -72,8 +73,10 @@ _ROLE_TOKEN: dict[str, Role] = {DS: "data_scientist", MLE: "ml_engineer"}
 _ROLE_TERM = {DS: "@role", MLE: "@role"}
 _MOVE = "@move"
 _EXAMPLE_ANALYSES: dict[int, dict[tuple[str, ...], Analysis]] = {}
-_CORRECTIONS: dict[int, dict[str, str]] = {}
-_NEIGHBOURS: dict[int, dict[str, tuple[str, ...]]] = {}
+# word -> its correction, and word -> its slips among the common words: each kept for
+# the one last vocabulary, with the vocabulary it was computed for (see _kept_for)
+_CORRECTIONS: dict[frozenset[str], dict[str, str]] = {}
+_NEIGHBOURS: dict[frozenset[str], dict[str, tuple[str, ...]]] = {}
 _STOPWORDS: dict[frozenset[str], frozenset[str]] = {}
 _KEPT_CORRECTIONS = 1 << 16
 # not English: over this share of letters outside a-z, or under (1 - it) of words known
@@ -156,11 +159,7 @@ def _known_words(curated: frozenset[str], seen_counts: frozenset[tuple[str, int]
     common = curated | {w for w, k in seen.items() if k >= _COMMON}
     # a word's neighbours among the common words, kept while those stay the same: a
     # reload after an edit looks up only the words it has not met
-    key = hash(common)
-    if key not in _NEIGHBOURS:
-        _NEIGHBOURS.clear()
-        _NEIGHBOURS[key] = {}
-    neighbours = _NEIGHBOURS[key]
+    neighbours = _kept_for(_NEIGHBOURS, common, reach=1)
     around: dict[int, list[str]] | None = None
     words = set(curated)
     for word, count in seen.items():
@@ -182,6 +181,31 @@ def _known_words(curated: frozenset[str], seen_counts: frozenset[tuple[str, int]
         if not any(v in curated or seen.get(v, 0) >= _COMMON * count for v in near):
             words.add(word)
     return frozenset(words)
+
+
+_T = TypeVar("_T")
+_MOVED_AT_MOST = 256  # words added or dropped beyond which a vocabulary starts afresh
+
+
+def _kept_for(caches: dict[frozenset[str], dict[str, _T]], vocabulary: frozenset[str],
+              reach: int) -> dict[str, _T]:
+    """The cache of word -> what it is next to in `vocabulary`, kept in `caches` for one
+    vocabulary: the last one's, less the words within `reach` slips of a word added or
+    dropped since (only those can have changed)."""
+    if vocabulary in caches:
+        return caches[vocabulary]
+    kept: dict[str, _T] = {}
+    for before, cache in caches.items():
+        moved = before ^ vocabulary
+        if len(moved) <= _MOVED_AT_MOST:
+            words, near = list(cache), set[str]()
+            for word in moved:
+                near.update(w for w, _, _ in process.extract(
+                    word, words, scorer=OSA.distance, score_cutoff=reach, limit=None))
+            kept = {w: v for w, v in cache.items() if w not in near}
+    caches.clear()
+    caches[vocabulary] = kept
+    return kept
 
 
 _SUFFIX = re.compile(r"(?:ing|ed|es|s|ly|ment|ion|ions)$")
@@ -442,43 +466,6 @@ def _doc_vocabulary(doc: _Doc) -> frozenset[str]:
     return frozenset(doc.keywords).union(*doc.examples)
 
 
-@lru_cache(maxsize=2)  # a reload that leaves examples and keywords alone reuses it
-def _index(docs: tuple[_Doc, ...], stop: frozenset[str], weights: Weights) -> _Index:
-    """How rare a term is across topics (idf), how strongly it points at each one,
-    and every example once, with its total weight and an index from terms to examples."""
-    df: Counter[str] = Counter()
-    counts: list[Counter[str]] = []
-    bayes_lift: list[dict[str, float]] = []
-    for doc in docs:
-        c, lift = _doc_counts(doc, weights.keyword_count)
-        df.update(c.keys())
-        counts.append(c)
-        bayes_lift.append(lift)
-    n = _IDF_TOPICS
-    idf = {t: math.log(1 + n / k) * _discount(t, stop, weights) for t, k in df.items()}
-    totals: Counter[str] = Counter()
-    for c in counts:
-        totals.update(c)
-    points: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    bayes_base: list[float] = []
-    for i, c in enumerate(counts):
-        size = c.total() + _BAYES_SMOOTHING * len(totals)
-        bayes_base.append(math.log(_BAYES_SMOOTHING / size))
-        for term, k in c.items():
-            points[term].append((i, k / totals[term]))
-    index = _Index(idf, math.log(1 + n / weights.unknown_df), dict(points), [], [], [],
-                   defaultdict(list), bayes_base, bayes_lift)
-    for i, doc in enumerate(docs):
-        for example in doc.examples:
-            e = len(index.example_owner)
-            index.example_owner.append(i)
-            index.example_terms.append(example)
-            index.example_weight.append(sum(idf[t] for t in example))
-            for term in example:
-                index.examples_with[term].append(e)
-    return index
-
-
 @dataclass(frozen=True)
 class _Doc:
     label: str
@@ -487,6 +474,89 @@ class _Doc:
     keywords: frozenset[str]
     #: mostly questions about roles we do not cover: no rival when a question names ours
     about_other_roles: bool = False
+
+
+@dataclass
+class _Built:
+    """The last index built, with the counts behind it: a reload that edits a few topics
+    adjusts those counts and recomputes only the terms those topics use."""
+    docs: tuple[_Doc, ...]
+    stop: frozenset[str]
+    weights: Weights
+    df: Counter[str]        # term -> topics using it
+    totals: Counter[str]    # term -> its count over all topics
+    index: _Index
+
+
+_LAST_INDEX: list[_Built] = []  # at most one
+
+
+def _index(docs: tuple[_Doc, ...], stop: frozenset[str], weights: Weights) -> _Index:
+    """How rare a term is across topics (idf), how strongly it points at each one,
+    and every example once, with its total weight and an index from terms to examples.
+
+    The index is the same whether it is built whole or from the last one: the counts are
+    integers, and the terms of the topics that changed are recomputed by the same rules."""
+    last = _LAST_INDEX[0] if _LAST_INDEX else None
+    if last is not None and (last.stop != stop or last.weights != weights
+                             or [d.label for d in last.docs] != [d.label for d in docs]):
+        last = None  # another vocabulary, other weights, or other topics: built whole
+    if last is not None and last.docs == docs:
+        return last.index
+    counted = [_doc_counts(doc, weights.keyword_count) for doc in docs]
+    counts = [c for c, _ in counted]
+    if last is None:
+        df: Counter[str] = Counter()
+        totals: Counter[str] = Counter()
+        for c in counts:
+            df.update(c.keys())
+            totals.update(c)
+        idf: dict[str, float] = {}
+        points: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for i, c in enumerate(counts):
+            for term, k in c.items():
+                points[term].append((i, k / totals[term]))
+        terms: Iterable[str] = df
+    else:
+        changed = [i for i, (old, new) in enumerate(zip(last.docs, docs, strict=True))
+                   if old != new]
+        df, totals = last.df.copy(), last.totals.copy()
+        touched: set[str] = set()
+        for i in changed:
+            old_counts = _doc_counts(last.docs[i], weights.keyword_count)[0]
+            df.subtract(old_counts.keys())
+            totals.subtract(old_counts)
+            df.update(counts[i].keys())
+            totals.update(counts[i])
+            touched.update(old_counts.keys(), counts[i].keys())
+        idf, points = dict(last.index.idf), dict(last.index.points)
+        for term in touched:
+            if df[term] <= 0:
+                for kept in (df, totals, idf, points):
+                    kept.pop(term, None)
+                continue
+            using = sorted({i for i, _ in points.get(term, ())}.union(changed))
+            points[term] = [(i, counts[i][term] / totals[term]) for i in using
+                            if term in counts[i]]
+        terms = [t for t in touched if t in df]
+    n = _IDF_TOPICS
+    for term in terms:
+        idf[term] = math.log(1 + n / df[term]) * _discount(term, stop, weights)
+    bayes_base = [math.log(_BAYES_SMOOTHING / (c.total() + _BAYES_SMOOTHING * len(totals)))
+                  for c in counts]
+    index = _Index(idf, math.log(1 + n / weights.unknown_df), dict(points), [], [], [],
+                   defaultdict(list), bayes_base, [lift for _, lift in counted])
+    weight = idf.__getitem__
+    for i, doc in enumerate(docs):
+        for example in doc.examples:
+            e = len(index.example_owner)
+            index.example_owner.append(i)
+            index.example_terms.append(example)
+            index.example_weight.append(sum(map(weight, example)))
+            for term in example:
+                index.examples_with[term].append(e)
+    _LAST_INDEX[:] = [_Built(docs, stop, weights, df, totals, index)]
+    return index
 
 
 class Matcher:
@@ -545,14 +615,11 @@ class Matcher:
                                and (w not in vocab.stopwords or len(w) >= 6))
         self._known = frozenset(words)
         self._frequency = seen
-        # corrections are kept per known vocabulary: a reload that adds an example with
-        # words already known reuses them (one vocabulary is kept, and a bounded number;
-        # a tie between two words is then broken by the counts the correction first saw)
-        vocabulary = hash((self._known, tuple(self._targets)))
-        if vocabulary not in _CORRECTIONS:
-            _CORRECTIONS.clear()
-            _CORRECTIONS[vocabulary] = {}
-        self._corrections = _CORRECTIONS[vocabulary]
+        # corrections are kept for the last vocabulary, and those no new or dropped word
+        # can change for the next (a bounded number; a tie between two words is broken
+        # by the counts the correction first saw). A correction is within two slips, or
+        # three for a plural read as its singular.
+        self._corrections = _kept_for(_CORRECTIONS, frozenset(self._targets), reach=3)
         # An example's corrected words read the same under the same phrases and
         # stopwords: reloads that change answers, or a few examples (and so which words
         # are known), reuse the rest (one vocabulary is kept).
@@ -1058,6 +1125,7 @@ def forget_reload_caches() -> None:
     counts, corrections): after serving a far larger base, or to measure cold."""
     for cache in (_EXAMPLE_ANALYSES, _CORRECTIONS, _NEIGHBOURS, _STOPWORDS):
         cache.clear()
-    for function in (_known_words, _index, _doc_counts, _doc_vocabulary, _example_words,
+    _LAST_INDEX.clear()
+    for function in (_known_words, _doc_counts, _doc_vocabulary, _example_words,
                      normalise):
         function.cache_clear()

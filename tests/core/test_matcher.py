@@ -237,3 +237,41 @@ def test_perturbed_questions_are_asked_in_three_other_wordings(engine, perturb):
     assert sum(result.out_of_scope) / len(result.out_of_scope) >= 0.97
     assert result.table() == evaluate_files(engine, [DATA / "questions.jsonl"],
                                             perturb=perturb).table()  # seeded
+
+
+def test_a_matcher_built_after_an_edit_is_the_one_built_from_nothing(knowledge_copy):
+    """A reload reuses the last build (the index, corrections, slips): after examples
+    are added and dropped, with a word no example used before, every score, correction
+    and answer is what a fresh process would compute."""
+    from bot.core import matcher
+    from bot.core.knowledge import load_knowledge
+
+    texts = [json.loads(line)["text"] for line in
+             (DATA / "questions.jsonl").read_text(encoding="utf-8").splitlines()][:150]
+    typo = "do data scientists use zepelin notebooks"
+    before = matcher.Matcher(load_knowledge(knowledge_copy))
+    assert "zepelin" in before.analyse(typo).tokens  # no word near it yet: as typed
+    for text in texts:
+        before.match(text)
+    salary = knowledge_copy / "topics" / "salary.yaml"
+    edited = salary.read_text(encoding="utf-8").replace(
+        "examples:\n  - how much does it pay\n",
+        "examples:\n  - do apache zeppelin users earn more\n", 1)
+    assert edited != salary.read_text(encoding="utf-8")
+    salary.write_text(edited, encoding="utf-8")
+    knowledge = load_knowledge(knowledge_copy)
+
+    reused = matcher.Matcher(knowledge)
+    matcher.forget_reload_caches()
+    fresh = matcher.Matcher(knowledge)
+
+    assert "zeppelin" in fresh.analyse(typo).tokens
+    assert reused.analyse(typo).tokens == fresh.analyse(typo).tokens
+    assert reused._idf == fresh._idf
+    assert reused._points == fresh._points
+    assert reused._example_weight == fresh._example_weight
+    assert reused._examples_with == fresh._examples_with
+    assert reused._bayes_base == fresh._bayes_base
+    for text in [typo, *texts]:
+        a, b = reused.match(text), fresh.match(text)
+        assert (a.topic, a.role, a.confidence) == (b.topic, b.role, b.confidence), text

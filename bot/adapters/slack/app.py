@@ -192,7 +192,7 @@ class _Careerbot:
         # Listeners that run at once: the rest wait (in flight, costing nothing), so a
         # burst of answers never keeps the loop from acknowledging new requests in time.
         # Enough to keep Slack's round trips overlapped (8 at ~200 ms: 40 answers/s a
-        # process); `careerbot bench --sections 6`, 50 requests in flight, ack p99: 2 ->
+        # process); measured in process at 50 requests in flight (the old bench), ack p99: 2 ->
         # 40-55 ms, 8 -> 57-94 ms, 16 -> 70-112 ms, unbounded -> 110-150 ms.
         self._running = asyncio.Semaphore(_RUNNING)
 

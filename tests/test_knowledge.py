@@ -210,7 +210,8 @@ def test_comparisons_have_both_roles_on_every_row(knowledge):
 
 
 # Labelled sets that measure generalisation: their lines never become examples
-REAL = EVAL.parent / "tests" / "data" / "real"
+DATA = EVAL.parent / "tests" / "data"
+REAL = DATA / "real"
 HELD_OUT = [*sorted(EVAL.glob("*.jsonl")), REAL / "heldout.jsonl"]
 
 
@@ -270,6 +271,21 @@ def test_the_real_questions_are_split_by_page():
                     (REAL / f"{part}.jsonl").read_text(encoding="utf-8").splitlines()}
              for part in ("train", "heldout")}
     assert len(pages["heldout"]) > 100 and not pages["train"] & pages["heldout"]
+
+
+@pytest.mark.parametrize("path", [*sorted(EVAL.glob("*.jsonl")), *sorted(DATA.glob("*.jsonl")),
+                                  *sorted(REAL.glob("*.jsonl"))], ids=lambda p: p.name)
+def test_every_label_is_one_the_contract_allows(path):
+    """A topic of `roles: [both]` is labelled both, whichever role a question names: a
+    label the contract rules out counts a right answer as a miss."""
+    wrong = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        item = json.loads(line) if line.strip() else {}
+        for turn in item.get("turns", [item]):
+            topic = turn.get("topic")
+            if topic in LABELS and turn.get("role") not in LABELS[topic]["roles"]:
+                wrong.append((n, topic, turn.get("role")))
+    assert not wrong
 
 
 def test_knowledge_readme_documents_the_schema():

@@ -93,6 +93,9 @@ _SUBJECT_OPENERS = frozenset({"do", "does", "did", "is", "are", "can", "should",
 # wordfreq's Zipf scale (log10 of uses per billion words): from 2.5, about once in three
 # million words, a word is real English (below are typos, names, jargon nobody can judge)
 _REAL_WORD_ZIPF = 2.5
+# ... and whose subject follows them, even in a question that names one of our roles:
+# "does Google pay data scientists well?"
+_AUXILIARIES = frozenset({"do", "does", "did"})
 # the endings of words that describe rather than name ("traditional", "biggest", "losing"):
 # in a subject's place they modify the subject, which comes after them
 _MODIFIER = re.compile(r"(?:al|est|ive|ous|ly|ed|ing|able|ible|ful|less|ic|ary|ory)$")
@@ -958,7 +961,8 @@ class Matcher:
         for i, word in enumerate(words[1:], 1):
             before = words[i - 1]
             if not ((i >= 2 and before in _SUBJECT_AFTER)
-                    or (not named and before in _SUBJECT_OPENERS)):
+                    or (not named and before in _SUBJECT_OPENERS)
+                    or before in _AUXILIARIES):
                 continue
             if (not word.isalpha() or len(word) < 3 or word in self._stop
                     or _MODIFIER.search(word) or _root(word) in self._covered

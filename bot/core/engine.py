@@ -220,9 +220,11 @@ class Engine:
             # companies?" after a salary one: unsure alone, settled by the topic in hand
             role = state.matcher.role_for(previous.topic, a) if a.roles else previous.role
             return replace(match, topic=previous.topic, role=role, decline_reason=None)
-        if a.roles and not a.content and a.leans and not a.other_role:
-            # "what about data scientists?": the previous subject, for the role just named
-            role = state.matcher.role_for(previous.topic, a)
+        if (not a.content and a.leans and not a.other_role
+                and (a.roles or not state.knowledge.topics[previous.topic].smalltalk)):
+            # "what about data scientists?": the previous subject, for the role just named;
+            # "why?", "tell me more": the previous subject as it was
+            role = state.matcher.role_for(previous.topic, a) if a.roles else previous.role
             return replace(match, topic=previous.topic, role=role, decline_reason=None,
                            confidence=max(match.confidence, self.settings.sure_above))
         if match.topic is None or a.roles or a.compares or not short:

@@ -136,6 +136,9 @@ _BACK = _POINTING | {"one", "then", "same"}
 _REVERSE = ("other way round", "other way around", "vice versa", "the reverse",
             "the opposite", "opposite direction", "other direction")
 _ANAPHORA = frozenset({"they", "their", "them", "theirs", "those", "these"})
+# a message of nothing but these asks more of the answer in hand: "why?", "how so?"
+_ASKING_MORE = frozenset({"why", "how", "so", "really", "tell", "me", "more", "explain",
+                          "elaborate", "please", "pls", "go", "on"})
 # Before a role name, these make it the role being moved INTO; after "from", the source.
 _ARTICLES = frozenset({"a", "an", "the", "fellow"})
 _INTO = frozenset({"become", "becoming", "became", "into", "to", "towards", "toward", "switch",
@@ -384,11 +387,13 @@ class Analysis:
     @property
     def leans(self) -> bool:
         """Leans on the conversation so far: a continuation ("and their tools?", "what
-        about MLEs?"), one pointing back ("is that the MLE's job?") or nothing but role
-        names ("ML engineers?"). One that names its own subject ("What is a data
-        scientist?") stands alone."""
-        return self.cue or not _BACK.isdisjoint(self.tokens) or (bool(self.roles) and all(
-            t in _ROLE_TOKEN or t in _ARTICLES for t in self.tokens))
+        about MLEs?"), one pointing back ("is that the MLE's job?"), nothing but role
+        names ("ML engineers?") or nothing but asking for more ("why?"). One that
+        names its own subject ("What is a data scientist?") stands alone."""
+        return (self.cue or not _BACK.isdisjoint(self.tokens)
+                or (bool(self.roles) and all(t in _ROLE_TOKEN or t in _ARTICLES
+                                             for t in self.tokens))
+                or (bool(self.tokens) and _ASKING_MORE.issuperset(self.tokens)))
 
     @cached_property
     def term_set(self) -> frozenset[str]:

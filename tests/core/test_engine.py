@@ -49,8 +49,13 @@ def test_follow_up_changes_the_topic_and_keeps_the_role(engine):
     ("what do data scientists earn?", "at fintech firms?", ("salary", "data_scientist")),
     ("should a startup hire a data scientist or an ml engineer first?",
      "what if we only have a prototype so far?", ("hiring", "both")),
+    # nothing but asking for more: the answer in hand, for the same role
+    ("what tools do ML engineers use?", "why?", ("tools", "ml_engineer")),
+    ("what do data scientists earn?", "tell me more", ("salary", "data_scientist")),
     # ... but not one that is about something else
     ("what do data scientists earn?", "and what is the weather like?", (None, None)),
+    ("what tools do ML engineers use?", "why do data scientists use python?",
+     ("tools", "data_scientist")),
 ])
 def test_context_never_hijacks_a_question_that_stands_alone(engine, first, second, want):
     ask(engine, first)

@@ -38,6 +38,7 @@ def _reply_json(reply) -> dict[str, object]:  # noqa: ANN001
         "topic": reply.topic if answered else None,
         "role": reply.role if answered else None,
         "confidence": reply.confidence,
+        "short": reply.short,
         "answer": reply.text,
         "sources": [s.title for s in reply.sources],
         "suggestions": [s.label for s in reply.suggestions],

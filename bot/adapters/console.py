@@ -67,6 +67,8 @@ def _table(comparison: Comparison, width: int) -> list[str]:
 def render_text(reply: Reply, width: int = 88, ansi: bool = False) -> str:
     """A Reply for a terminal: title, wrapped text, the comparison as a two-column table."""
     out = [_plain(f"**{reply.title}**", ansi)]
+    if reply.short:
+        out += textwrap.wrap(_plain(f"**{reply.short}**", ansi), width) + [""]
     for para in _plain(reply.text, ansi).split("\n"):
         out += textwrap.wrap(para, width, subsequent_indent="  " if para.startswith("•") else "",
                              replace_whitespace=False) or [""]

@@ -28,6 +28,14 @@ async def test_help_lists_the_console_commands_not_the_platforms(engine):
     assert "mention me" not in text and "channel" not in text
 
 
+async def test_an_answer_opens_with_its_short_answer(engine):
+    text = await ConsoleChat(engine, width=200).handle("what do ML engineers earn?")
+    title, short, blank, details = text.splitlines()[:4]
+    assert title == "Salary and compensation: ML engineer"
+    assert short == engine.knowledge.topics["salary"].short["ml_engineer"]
+    assert blank == "" and details.startswith("An ML engineer in the US earns")
+
+
 async def test_a_number_out_of_range_says_which_to_pick(engine):
     chat = ConsoleChat(engine)
     answer = await chat.handle("what do ML engineers earn?")

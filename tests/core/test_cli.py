@@ -83,9 +83,11 @@ def test_jsonl_batch_contract_with_sessions_and_bad_lines():
     assert rows[4]["topic"] != "salary"  # no session, no memory
     assert rows[5]["topic"] is None and rows[5]["role"] is None
     for row in (rows[0], rows[2], rows[5]):
-        assert set(row) == {"topic", "role", "confidence", "answer", "sources", "suggestions"}
+        assert set(row) == {"topic", "role", "confidence", "short", "answer", "sources",
+                            "suggestions"}
         assert 0 <= row["confidence"] <= 1
-    assert rows[0]["sources"]
+    assert rows[0]["sources"] and rows[0]["short"].startswith("In the US a data scientist")
+    assert rows[5]["short"] == ""  # a decline has none
 
 
 def test_validate_reports_every_problem_and_exits_1(knowledge_copy):

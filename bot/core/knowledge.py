@@ -35,6 +35,7 @@ __all__ = [
     "Vocabulary",
     "default_knowledge_dir",
     "load_knowledge",
+    "located",
 ]
 
 #: the largest shipped file is ~8 KB and a generated 100x base's ~20 KB: 1 MiB is no topic
@@ -303,6 +304,15 @@ def _located(problem: Problem, data: bytes | None) -> Problem:
         if node is None:
             return problem
     return replace(problem, line=node.start_mark.line + 1) if node is not None else problem
+
+
+def located(problem: Problem, root: Path) -> Problem:
+    """`problem` with the line of its field in its file under `root`, where found."""
+    try:
+        data = (root / problem.file).read_bytes()
+    except OSError:
+        return problem
+    return _located(problem, data)
 
 
 def _depth(value: Any) -> int:

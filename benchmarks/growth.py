@@ -135,6 +135,7 @@ def generate_knowledge(shipped: Path, target: Path, factor: int, seed: int = 5) 
             "title": f"Synthetic {i}: {n1} {n2}",
             "summary": f"What {n1} {n2} is and how its {a1} works.",
             "sources": [source],
+            "short": {"both": f"A synthetic topic about {n1} {n2}."},
             "answers": {"both": f"A synthetic benchmark topic about {n1}, {n2}, {a1}, {a2}, "
                                 f"{a3} and {a4}."},
             "examples": examples,

@@ -38,6 +38,7 @@ def _reply_json(reply) -> dict[str, object]:  # noqa: ANN001
         "topic": reply.topic if answered else None,
         "role": reply.role if answered else None,
         "confidence": reply.confidence,
+        "short": reply.short,
         "answer": reply.text,
         "sources": [s.title for s in reply.sources],
         "suggestions": [s.label for s in reply.suggestions],
@@ -133,8 +134,13 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     except KnowledgeError as exc:
         print(exc, file=sys.stderr)
         return 1
+    from bot.evaluate import scope_warnings
+
     print(f"ok: {len(knowledge.topics)} topics, {len(knowledge.sources)} sources, "
           f"{len(knowledge.out_of_scope)} out-of-scope groups, version {knowledge.version}")
+    # a warning, not an error: the base serves, but some of a topic's questions are declined
+    for warning in scope_warnings(knowledge, settings.match):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -265,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jsonl", action="store_true",
                    help='read {"text": ..., "session": ...} lines from stdin, write JSON lines')
     p.set_defaults(func=cmd_ask)
-    p = command("validate", help="check a knowledge directory")
+    p = command("validate", help="check a knowledge directory; warn of topic examples "
+                "an out-of-scope group declines")
     p.add_argument("directory", nargs="?",
                    help="the knowledge directory (default: the shipped one)")
     p.set_defaults(func=cmd_validate)

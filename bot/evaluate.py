@@ -12,14 +12,14 @@ from typing import Any, TypeVar
 
 from bot.core import Engine, Query, Reply
 from bot.core.context import Turn
-from bot.core.knowledge import Knowledge, OutOfScopeGroup, Topic
+from bot.core.knowledge import Knowledge, OutOfScopeGroup, Problem, Topic, located
 from bot.core.matcher import Match, Matcher, Weights
 from bot.settings import MatchSettings
 
 T = TypeVar("T", Topic, OutOfScopeGroup)
 
 __all__ = ["PERTURBATIONS", "EvalResult", "cross_validate", "evaluate_files", "fit_decline_line",
-           "fit_weights"]
+           "fit_weights", "scope_warnings"]
 
 # Personal context people put before their question, about nothing careerbot answers.
 _STORIES = (
@@ -245,6 +245,32 @@ def cross_validate(knowledge: Knowledge, settings: MatchSettings, folds: int = 5
                                       "got_topic": match.topic, "got_role": match.role,
                                       "confidence": match.confidence})
     return result
+
+
+def scope_warnings(knowledge: Knowledge, settings: MatchSettings, folds: int = 5
+                   ) -> list[Problem]:
+    """Topic examples that sit closer to an out-of-scope group than to their topic: each
+    is held out (as in `cross_validate`) and asked, and it is reported when a decline
+    group comes out best and declines it. Most often a new topic that such a group also
+    covers: the group is to be edited, or the bot keeps declining what the topic answers.
+    Each names the file, the example (with its line) and the group."""
+    warnings: list[Problem] = []
+    for _, matcher, held in _folds(knowledge, settings, folds):
+        for text, topic_id in held:
+            if topic_id is None:
+                continue  # a decline group's own example
+            match = matcher.match(text)
+            best = match.best
+            if best is None or not best.out_of_scope or match.decline_reason != best.id:
+                continue
+            index = knowledge.topics[topic_id].examples.index(text)
+            warnings.append(located(Problem(
+                f"topics/{topic_id}.yaml", f"examples[{index}]",
+                f"{text!r} is closer to the out-of-scope group {best.id!r} than to this "
+                f"topic, and is declined with it (held out, {match.confidence:.2f}); if the "
+                "topic answers such questions, edit that group in out_of_scope.yaml"),
+                knowledge.directory))
+    return sorted(warnings, key=lambda w: (w.file, w.line or 0))
 
 
 #: decline lines the fits try

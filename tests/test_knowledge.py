@@ -56,15 +56,24 @@ def test_topic_cites_existing_articles_and_offers_follow_ups(knowledge, topic_id
     assert topic.follow_ups
 
 
+def test_every_answer_has_a_short_answer_of_its_own(knowledge):
+    """Each role's answer opens with one or two sentences of its own, not its first line."""
+    for topic in knowledge.topics.values():
+        assert set(topic.short) == set(topic.answers), topic.id
+        for role, short in topic.short.items():
+            assert not topic.answers[role].startswith(short), (topic.id, role)
+
+
 def test_answers_are_written_in_our_own_words(knowledge):
     """No run of 12 words is copied from an article (figures and names carry over);
     the articles' runs are known by their hashes (eval/seed_fingerprint.json)."""
     article_runs = set(FINGERPRINT["runs"])
     assert FINGERPRINT["run_words"] == 12 and len(article_runs) > 10_000
     copied = {
-        (topic.id, role): run
+        (topic.id, field, role): run
         for topic in knowledge.topics.values()
-        for role, text in topic.answers.items()
+        for field, texts in (("answers", topic.answers), ("short", topic.short))
+        for role, text in texts.items()
         for run in runs(text) if digest(run) in article_runs
     }
     assert not copied
@@ -92,6 +101,8 @@ def _shown_text(knowledge) -> dict[str, str]:
     for topic in knowledge.topics.values():
         for role, text in topic.answers.items():
             shown[f"{topic.id}.answers.{role}"] = text
+        for role, text in topic.short.items():
+            shown[f"{topic.id}.short.{role}"] = text
         for i, row in enumerate(topic.comparison.rows if topic.comparison else ()):
             shown[f"{topic.id}.comparison.rows[{i}]"] = " | ".join(
                 (row.label, row.data_scientist, row.ml_engineer))
@@ -136,13 +147,15 @@ def _claims(knowledge) -> list[tuple[str, str, set[str]]]:
     claims = []
     for topic in knowledge.topics.values():
         cited = set(topic.sources)
-        for role, text in topic.answers.items():
+        texts = [(f"answers.{role}", text) for role, text in topic.answers.items()]
+        texts += [(f"short.{role}", text) for role, text in topic.short.items()]
+        for field, text in texts:
             for p, paragraph in enumerate(text.split("\n\n")):
                 credit = cited
                 for unit in (u for line in paragraph.split("\n")
                              for u in _SENTENCE_END.split(_LIST_MARK.sub("", line))):
                     credit = _credited(unit) or credit
-                    claims.append((f"{topic.id}.answers.{role}[{p}]", unit, credit))
+                    claims.append((f"{topic.id}.{field}[{p}]", unit, credit))
         for i, row in enumerate(topic.comparison.rows if topic.comparison else ()):
             for cell in (row.data_scientist, row.ml_engineer):
                 credit = _credited(cell) or _credited(row.label) or cited

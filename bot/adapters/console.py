@@ -1,88 +1,153 @@
 """The local chat: a terminal front end, and the in-memory adapter tests drive.
 
 It speaks the commands the chat platforms do: /compare <aspect>, /topics, /help,
-/reload. A number picks one of the follow-ups offered under the last answer.
+/reload. A number picks one of the follow-ups offered under the last answer. rich lays
+replies out (markdown, tables, wrapping that knows what is styled); at a terminal an
+answer taller than it is shown a page at a time, /more giving the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import re
 import shutil
 import signal
 import sys
-import textwrap
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from rich import box
+from rich.console import Console, RenderableType
+from rich.table import Table
+from rich.text import Text
+
 from bot.core import Engine, Query, Reply
 from bot.core.context import Turn
-from bot.core.models import Comparison, Suggestion
+from bot.core.models import ROLE_NAMES, Comparison, Suggestion
 from bot.store import InProcessStore, Store
 
 __all__ = ["ConsoleChat", "render_text"]
 
-_BOLD = re.compile(r"\*\*(.+?)\*\*|\*(.+?)\*")
-_HELP = """**What I answer**: questions about two careers, data scientist vs machine-learning
-engineer: what each does, salary, skills, tools, coding, education, career path, switching
-between them, job outlook and which one to choose, from five published articles I cite.
+_HELP = "\n".join([
+    "**What I answer**: questions about two careers, data scientist vs machine-learning "
+    "engineer: what each does, salary, skills, tools, coding, education, career path, "
+    "switching between them, job outlook and which one to choose, from five published "
+    "articles I cite.",
+    "",
+    '**How to ask**: type a question in plain words, e.g. "do ml engineers need a CS '
+    'degree?". Follow-ups work too: "and for MLEs?", "what about pay?". A number picks one '
+    "of the follow-ups offered under an answer.",
+    "",
+    "**Commands**",
+    "• `/compare <aspect>`: the two roles side by side, e.g. `/compare salary`",
+    "• `/topics`: everything I cover",
+    "• `/reload`: read the knowledge files again (a broken file is reported; the old answers "
+    "stay)",
+    "• `/more`: the rest of an answer taller than the terminal",
+    "• `/help`: this message",
+    "• `quit`, `exit`, Ctrl-D or Ctrl-C twice: leave",
+])
+_ITEM = re.compile(r"^\s*([•*-]|\d+[.)])\s+")
+# the core's inline markdown: **bold**, `code`, *emphasis* and _emphasis_ (not inside words)
+_INLINE = re.compile(r"\*\*(?P<bold>.+?)\*\*|`(?P<code>[^`]+)`"
+                     r"|(?<![\w*])\*(?P<em>[^\s*](?:.*?[^\s*])??)\*(?![\w*])"
+                     r"|(?<![\w])_(?P<em2>[^\s_](?:.*?[^\s_])??)_(?!\w)")
+_STYLES = {"bold": "bold", "code": "bold cyan", "em": "italic", "em2": "italic"}
+# the padding rich puts after a line's text, among the style codes that close it
+_PADDING = re.compile(r"(?:[ \t]|\x1b\[[0-9;]*m)+$", re.MULTILINE)
+_SPACE = re.compile(r"[ \t]+")
 
-**How to ask**: type a question in plain words, e.g. "do ml engineers need a CS degree?".
-Follow-ups work too: "and for MLEs?", "what about pay?". A number picks one of the
-follow-ups offered under an answer.
 
-**Commands**
-• `/compare <aspect>`: the two roles side by side, e.g. `/compare salary`
-• `/topics`: everything I cover
-• `/reload`: read the knowledge files again (a broken file is reported; the old answers stay)
-• `/help`: this message
-• `quit`, `exit`, Ctrl-D or Ctrl-C twice: leave"""
-
-
-def _plain(markdown: str, ansi: bool) -> str:
-    def bold(m: re.Match[str]) -> str:
-        inner = m.group(1) or m.group(2)
-        return f"\033[1m{inner}\033[0m" if ansi else inner
-    return _BOLD.sub(bold, markdown).replace("`", "")
+def _inline(line: str) -> Text:
+    """One line of the core's markdown as styled text, its marks gone (nothing in it is
+    read as rich markup)."""
+    text = Text()
+    at = 0
+    for m in _INLINE.finditer(line):
+        text.append(line[at:m.start()])
+        kind = m.lastgroup or "bold"
+        text.append(m.group(kind), style=_STYLES[kind])
+        at = m.end()
+    text.append(line[at:])
+    return text
 
 
-def _table(comparison: Comparison, width: int) -> list[str]:
-    label_w = min(max(len(r.label) for r in comparison.rows), 24)
-    col = max(16, (width - label_w - 7) // 2)
-    head = f"{'':<{label_w}} | {'Data scientist':<{col}} | ML engineer"
-    lines = [head, "-" * min(width, label_w + 2 * col + 6)]
+def _markdown(markdown: str) -> list[RenderableType]:
+    """The core's markdown, a renderable a line: paragraphs apart by a blank line, each of
+    its lines a line (the core ends a line where it means to), list items (• - * 1.)
+    with their wrapped lines hanging under the text."""
+    out: list[RenderableType] = []
+    for line in markdown.strip().split("\n"):
+        item = _ITEM.match(line)
+        if item:
+            mark = "•" if item.group(1) in "•*-" else item.group(1)
+            out.append(_hanging(f"  {mark} ", _inline(line[item.end():])))
+        else:
+            out.append(_inline(line.strip()))
+    return out
+
+
+def _table(comparison: Comparison) -> Table:
+    table = Table(box=box.ROUNDED, show_lines=True, header_style="bold", expand=False)
+    table.add_column("", style="bold", ratio=1)
+    table.add_column(ROLE_NAMES["data_scientist"], ratio=2)
+    table.add_column(ROLE_NAMES["ml_engineer"], ratio=2)
     for row in comparison.rows:
-        cells = [textwrap.wrap(v, col) or [""] for v in (row.label, row.data_scientist,
-                                                         row.ml_engineer)]
-        cells[0] = textwrap.wrap(row.label, label_w) or [""]
-        for i in range(max(map(len, cells))):
-            parts = [c[i] if i < len(c) else "" for c in cells]
-            lines.append(f"{parts[0]:<{label_w}} | {parts[1]:<{col}} | {parts[2]}".rstrip())
-    return lines
+        table.add_row(Text(row.label), Text(row.data_scientist), Text(row.ml_engineer))
+    return table
+
+
+def _hanging(mark: str, text: str | Text) -> Table:
+    """`mark` then `text`, wrapped lines lined up under the text's first word."""
+    grid = Table.grid()
+    grid.add_column(width=len(mark), no_wrap=True)
+    grid.add_column()
+    grid.add_row(mark, Text(text) if isinstance(text, str) else text)
+    return grid
+
+
+def _console(out: io.StringIO, width: int, ansi: bool) -> Console:
+    """A console writing to `out`: styled for a terminal (`ansi`), or plain text with no
+    escape code at all. Nothing printed is read as rich markup, emoji codes or highlights."""
+    return Console(file=out, width=width, force_terminal=ansi,
+                   color_system="standard" if ansi else None, markup=False, emoji=False,
+                   highlight=False, legacy_windows=False, soft_wrap=False)
 
 
 def render_text(reply: Reply, width: int = 88, ansi: bool = False) -> str:
-    """A Reply for a terminal: title, wrapped text, the comparison as a two-column table."""
-    out = [_plain(f"**{reply.title}**", ansi)]
-    for para in _plain(reply.text, ansi).split("\n"):
-        out += textwrap.wrap(para, width, subsequent_indent="  " if para.startswith("•") else "",
-                             replace_whitespace=False) or [""]
+    """A Reply for a terminal, laid out by rich: the title, the short answer, the text as
+    markdown, the comparison as a table, the sources (each address on one line, whole, to
+    click or copy) and the follow-ups numbered."""
+    out = io.StringIO()
+    console = _console(out, width, ansi)
+    console.print(Text(reply.title, style="bold cyan"))
+    if reply.short:
+        console.print(Text(reply.short, style="bold"))
+        console.print()
+    if reply.text.strip():
+        for part in _markdown(reply.text):
+            console.print(part)
     if reply.comparison and reply.comparison.rows:
-        out += [""] + _table(reply.comparison, width)
+        console.print()
+        console.print(_table(reply.comparison))
     if reply.sources:
-        # one line each: a terminal shows the address whole, where it can be clicked or copied
-        out += ["", "Sources:"]
-        for s in reply.sources:
-            cited = s.title + (f", {s.by}" if s.by else "")
-            out += textwrap.wrap(cited, width, initial_indent="  • ", subsequent_indent="    ")
-            if s.url:
-                out.append(f"    {s.url}")
+        console.print()
+        console.print(Text("Sources:", style="dim"))
+        for source in reply.sources:
+            by = f", {source.by}" if source.by else ""
+            console.print(_hanging("  • ", source.title + by))
+            if source.url:
+                console.print(Text.assemble("    ", (source.url, f"link {source.url}")),
+                              no_wrap=True, overflow="ignore", crop=False)
     if reply.suggestions:
-        out += [""] + [f"  [{i}] {s.label}" for i, s in enumerate(reply.suggestions, 1)]
-    return "\n".join(out)
+        console.print()
+        for i, suggestion in enumerate(reply.suggestions, 1):
+            console.print(_hanging(f"  [{i}] ", suggestion.label))
+    return _PADDING.sub(lambda m: _SPACE.sub("", m.group()), out.getvalue()).rstrip("\n")
 
 
 class ConsoleChat:
@@ -93,14 +158,18 @@ class ConsoleChat:
 
     def __init__(self, engine: Engine, conversation: str = "console",
                  knowledge_dir: Path | None = None, ansi: bool = False, width: int = 88,
-                 store: Store | None = None):
+                 store: Store | None = None, height: int | None = None):
+        """`height`: the terminal's rows, to page what is taller (None: never page; an
+        interactive run takes the terminal's)."""
         self.engine = engine
         self.store = store or InProcessStore(context_ttl=engine.settings.context_ttl)
         self.conversation = conversation
         self.knowledge_dir = knowledge_dir
         self.ansi = ansi
         self.width = width
+        self.height = height
         self._offered: tuple[Suggestion, ...] = ()
+        self._more: list[str] = []  # what /more shows next
 
     async def reply_for(self, line: str) -> Reply | str:
         line = line.strip()
@@ -123,7 +192,8 @@ class ConsoleChat:
                 return self.help()
             if command == "reload":
                 return self.engine.reload(self.knowledge_dir).summary()
-            return f"Unknown command /{command}. Try /help, /topics, /compare <aspect>, /reload."
+            return (f"Unknown command /{command}. Try /help, /topics, /compare <aspect>, "
+                    "/reload, /more.")
         return await self.engine.converse(Query(text=line, conversation=self.conversation),
                                           self.store)
 
@@ -133,11 +203,24 @@ class ConsoleChat:
                      suggestions=self.engine.help().suggestions)
 
     async def handle(self, line: str) -> str:
+        """The text to show for `line`: a page of it, when it is taller than the terminal."""
+        if line.strip().lower() == "/more":
+            return self._page(self._more) if self._more else "Nothing more: that was all of it."
         reply = await self.reply_for(line)
         if isinstance(reply, str):
-            return reply
+            return self._page(reply.split("\n"))
         self._offered = reply.suggestions
-        return render_text(reply, self.width, self.ansi)
+        return self._page(render_text(reply, self.width, self.ansi).split("\n"))
+
+    def _page(self, lines: list[str]) -> str:
+        """`lines` whole when they fit the terminal (`height`, None for no paging) with the
+        prompt under them; else as many as fit, and /more keeps the rest."""
+        room = max((self.height or 0) - 2, 3)  # a line for the hint, one for the prompt
+        if self.height is None or len(lines) <= room + 1:
+            self._more = []
+            return "\n".join(lines)
+        self._more = lines[room:]
+        return "\n".join([*lines[:room], f"… {len(self._more)} more lines: /more shows them"])
 
     def run(self, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
             prompt: str = "you> ") -> int:
@@ -152,6 +235,8 @@ class ConsoleChat:
             # read holds: Ctrl-C is a KeyboardInterrupt in the read instead, as in a shell
             signal.signal(signal.SIGINT, signal.default_int_handler)
         if interactive:
+            if self.height is None:
+                self.height = shutil.get_terminal_size((88, 24)).lines
             read = _readline_input()
             stdout.write(await self.handle("/help") + "\n\n")
         else:

@@ -176,9 +176,9 @@ class Engine:
         return list(found.values())
 
     def _answers(self, state: _State, whole: Match, parts: list[Match]) -> Reply:
-        """One reply to several asks: each answer under its own title, with its sources.
-        It is labelled (and remembered) by the whole message's answer when that is one
-        of them, else by the first."""
+        """One reply to several asks: each answer under its own title, its short answer
+        first, then its details and sources. It is labelled (and remembered) by the whole
+        message's answer when that is one of them, else by the first."""
         replies = [self.topic_reply(m.topic, m.role or "both", m.confidence, state=state)
                    for m in parts if m.topic is not None]
         main = next((r for r in replies if (r.topic, r.role) == (whole.topic, whole.role)),
@@ -186,11 +186,12 @@ class Engine:
         sections = []
         for reply in replies:
             cited = "; ".join(s.title for s in reply.sources)
-            sections.append(f"**{reply.title}**\n{reply.text.strip()}"
+            short = f"{reply.short}\n\n" if reply.short else ""
+            sections.append(f"**{reply.title}**\n{short}{reply.text.strip()}"
                             + (f"\n_Sources: {cited}_" if cited else ""))
         sources = tuple(dict.fromkeys(s for r in replies for s in r.sources))
         return replace(main, title=f"Your {len(replies)} questions, one by one",
-                       text="\n\n".join(sections), comparison=None, sources=sources,
+                       text="\n\n".join(sections), short="", comparison=None, sources=sources,
                        confidence=min(r.confidence for r in replies))
 
     async def converse(self, query: Query, contexts: ContextStore) -> Reply:
@@ -277,6 +278,7 @@ class Engine:
         return Reply(
             title=title,
             text=text,
+            short=topic.short.get(role, ""),
             kind=kind,  # type: ignore[arg-type]
             topic=topic.id,
             role=role,
@@ -380,6 +382,7 @@ class Engine:
         return Reply(
             title=f"Data scientist vs ML engineer: {topic.title}",
             text=topic.summary,
+            short=topic.short.get("both", ""),
             kind="answer",
             topic=topic.id,
             role="both",

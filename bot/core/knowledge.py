@@ -25,6 +25,7 @@ from bot.core.models import ROLES, Comparison, ComparisonRow, Role, Source
 
 __all__ = [
     "MAX_FILE_BYTES",
+    "MAX_SHORT_CHARS",
     "MAX_TOTAL_BYTES",
     "Knowledge",
     "KnowledgeError",
@@ -34,6 +35,7 @@ __all__ = [
     "Vocabulary",
     "default_knowledge_dir",
     "load_knowledge",
+    "located",
 ]
 
 #: the largest shipped file is ~8 KB and a generated 100x base's ~20 KB: 1 MiB is no topic
@@ -49,10 +51,14 @@ _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 # Keys that would tie the content to one platform: renderers decide looks.
 _PLATFORM_KEYS = {"blocks", "embed", "embeds", "attachments", "mrkdwn", "components"}
 _TOPIC_FIELDS = {
-    "id", "title", "summary", "sources", "answers", "comparison",
+    "id", "title", "summary", "short", "sources", "answers", "comparison",
     "examples", "keywords", "follow_ups",
 }
 _MIN_EXAMPLES = 8
+#: a short answer is what a reader takes in at a glance: two sentences, one short paragraph
+MAX_SHORT_CHARS = 300
+MAX_SHORT_SENTENCES = 2
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)]*\s+(?=\S)")
 
 
 def default_knowledge_dir() -> Path:
@@ -89,6 +95,8 @@ class Topic:
     title: str
     summary: str
     answers: Mapping[str, str]
+    #: each role's short answer: one or two sentences shown before the answer
+    short: Mapping[str, str]
     sources: tuple[str, ...]
     examples: tuple[str, ...]
     keywords: tuple[str, ...]
@@ -299,6 +307,15 @@ def _located(problem: Problem, data: bytes | None) -> Problem:
     return replace(problem, line=node.start_mark.line + 1) if node is not None else problem
 
 
+def located(problem: Problem, root: Path) -> Problem:
+    """`problem` with the line of its field in its file under `root`, where found."""
+    try:
+        data = (root / problem.file).read_bytes()
+    except OSError:
+        return problem
+    return _located(problem, data)
+
+
 def _depth(value: Any) -> int:
     """How deeply lists and mappings nest (without recursion, whatever the input)."""
     deepest = 0
@@ -416,6 +433,39 @@ def _load_comparison(raw: Any, file: str, title: str, errors: _Collector) -> tup
     return Comparison(aspect=aspect, title=title, rows=tuple(rows)), aliases
 
 
+def _load_short(raw: Any, answers: Any, file: str, errors: _Collector) -> dict[str, str]:
+    """`short:`, each role's short answer: plain text of one or two sentences (at most
+    `MAX_SHORT_CHARS`), one for every role `answers` has and for no other."""
+    roles = [r for r in answers if r in ROLES] if isinstance(answers, dict) else []
+    if not isinstance(raw, dict):
+        errors.add(file, "short", "is missing" if raw is None else
+                   f"must map each role of answers to its short answer, not {type(raw).__name__}")
+        return {}
+    short: dict[str, str] = {}
+    for role in raw:
+        if role not in roles:
+            errors.add(file, f"short.{role}", f"has no answer of its own (answers has: "
+                       f"{', '.join(roles) or 'none'})")
+    for role in roles:
+        name = f"short.{role}"
+        text = " ".join(_text(raw.get(role), file, name, errors).split())
+        if not text:
+            continue
+        sentences = len(_SENTENCE_END.split(text))
+        if len(text) > MAX_SHORT_CHARS:
+            errors.add(file, name, f"has {len(text)} characters; a short answer is at most "
+                       f"{MAX_SHORT_CHARS}")
+        elif sentences > MAX_SHORT_SENTENCES:
+            errors.add(file, name, f"has {sentences} sentences; a short answer is one or "
+                       f"{MAX_SHORT_SENTENCES}")
+        elif re.search(r"[*`]", text):
+            errors.add(file, name, "must be plain text, without * or ` markup "
+                       "(each platform sets the short answer off itself)")
+        else:
+            short[role] = text
+    return short
+
+
 def _load_topic(path: Path, root: Path, errors: _Collector) -> Topic | None:
     rel = path.relative_to(root).as_posix()
     raw = _read_yaml(path, root, errors)
@@ -451,6 +501,7 @@ def _load_topic(path: Path, root: Path, errors: _Collector) -> Topic | None:
             if value:
                 answers[role] = _unwrap(value)
 
+    short = _load_short(raw.get("short"), answers_raw, rel, errors)
     examples = _str_list(raw.get("examples"), rel, "examples", errors)
     if len(examples) < _MIN_EXAMPLES:
         errors.add(rel, "examples", f"has {len(examples)}; at least {_MIN_EXAMPLES} "
@@ -461,6 +512,7 @@ def _load_topic(path: Path, root: Path, errors: _Collector) -> Topic | None:
         title=title,
         summary=summary,
         answers=answers,
+        short=short,
         sources=_str_list(raw.get("sources"), rel, "sources", errors),
         examples=examples,
         keywords=tuple(k.lower() for k in _str_list(raw.get("keywords"), rel, "keywords", errors)),

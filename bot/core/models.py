@@ -71,7 +71,11 @@ class Suggestion:
 
 @dataclass(frozen=True)
 class Reply:
-    """What to show, never how: each renderer picks its platform's best form."""
+    """What to show, never how: each renderer picks its platform's best form.
+
+    `short` is the answer in a sentence or two, shown first with `text` (the details)
+    under it; empty where a reply has none (declines, notices).
+    """
 
     title: str
     text: str
@@ -82,6 +86,7 @@ class Reply:
     comparison: Comparison | None = None
     sources: tuple[Source, ...] = ()
     suggestions: tuple[Suggestion, ...] = field(default=())
+    short: str = ""
 
     @property
     def answered(self) -> bool:

@@ -135,6 +135,17 @@ async def test_ask_answers_with_an_embed_sources_and_buttons(bot: FakeDiscord):
     assert_nothing_pings(bot)
 
 
+async def test_an_answer_opens_with_its_short_answer_in_bold(bot: FakeDiscord,
+                                                              engine: Engine):
+    """The embed's description opens with the short answer in bold, the details under it."""
+    callback = await bot.interact(bot.slash("ask", question="what do MLEs earn?"))
+    [embed] = data(callback)["embeds"]
+    short = engine.knowledge.topics["salary"].short["ml_engineer"]
+    first, details = embed["description"].split("\n\n")[:2]
+    assert first == f"**{short}**"
+    assert details.startswith("An ML engineer in the US earns")
+
+
 async def test_too_long_question_gets_a_polite_reply(bot: FakeDiscord):
     callback = await bot.interact(bot.slash("ask", question="why " * 600))
     assert data(callback)["embeds"][0]["title"] == "That's a long message"
@@ -442,7 +453,8 @@ async def test_long_answers_are_split_across_embeds_and_messages(
     topic["answers"]["ml_engineer"] = "\n\n".join(f"{i}. {paragraph}" for i in range(40))
     path.write_text(yaml.safe_dump(topic))
     engine = Engine(knowledge_dir=knowledge_copy)
-    expected = engine.topic_reply("salary", "ml_engineer").text
+    reply = engine.topic_reply("salary", "ml_engineer")
+    expected = f"**{reply.short}**\n\n{reply.text}"  # the short answer, then every word
 
     async with serving(engine, settings_for(discord), discord):
         ask = discord.slash("ask", question="what do MLEs earn?")

@@ -202,6 +202,18 @@ async def test_mention_is_answered_in_its_thread_with_follow_up_context(
     assert header(second) == "Salary and compensation: Data scientist"
 
 
+async def test_an_answer_opens_with_its_short_answer_in_bold(peer: Peer, slack: FakeSlack,
+                                                              engine: Engine) -> None:
+    """The first section under the header is the short answer, bold; the details follow."""
+    await peer.mention("how much does an ML engineer earn?")
+    [call] = await slack.wait_for("chat.postMessage")
+    short = engine.knowledge.topics["salary"].short["ml_engineer"]
+    first, details = call["blocks"][1:3]
+    assert first["text"]["text"] == f"*{short}*"
+    assert details["text"]["text"].startswith("An ML engineer in the US earns")
+    assert call["text"].startswith(f"Salary and compensation: ML engineer\n\n{short}")
+
+
 async def test_slack_markup_is_read_as_what_it_stands_for(peer: Peer, slack: FakeSlack) -> None:
     """Someone else's mention, a channel, a link: none of it breaks the question."""
     await peer.mention("<@U0OTHER> what does an ML engineer do?")

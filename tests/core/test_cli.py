@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import EVAL, ROOT
 
 DATA = ROOT / "tests" / "data"
@@ -83,9 +84,11 @@ def test_jsonl_batch_contract_with_sessions_and_bad_lines():
     assert rows[4]["topic"] != "salary"  # no session, no memory
     assert rows[5]["topic"] is None and rows[5]["role"] is None
     for row in (rows[0], rows[2], rows[5]):
-        assert set(row) == {"topic", "role", "confidence", "answer", "sources", "suggestions"}
+        assert set(row) == {"topic", "role", "confidence", "short", "answer", "sources",
+                            "suggestions"}
         assert 0 <= row["confidence"] <= 1
-    assert rows[0]["sources"]
+    assert rows[0]["sources"] and rows[0]["short"].startswith("In the US a data scientist")
+    assert rows[5]["short"] == ""  # a decline has none
 
 
 def test_validate_reports_every_problem_and_exits_1(knowledge_copy):
@@ -96,6 +99,71 @@ def test_validate_reports_every_problem_and_exits_1(knowledge_copy):
     assert bad.returncode == 1
     assert "topics/salary.yaml: answers" in bad.stderr
     assert "topics/salary.yaml: title: is missing" in bad.stderr
+
+
+INTERVIEWS = ["how do I prepare for a data science interview",
+              "what questions come up in an ml engineer interview",
+              "tips for passing the technical interview", "how many interview rounds are there",
+              "what do interviewers ask data scientists",
+              "how to answer behavioural interview questions",
+              "should I practise leetcode for interviews",
+              "what is a take-home interview assignment like"]
+HIRING_ITSELF = ["when should a company hire a data scientist",
+                 "should my startup hire an ml engineer first",
+                 "which role should we hire for our first ai project",
+                 "do we need both roles on the team"]
+HIRING_INTERVIEWS = ["how do I prepare for the interview round at a data science job",
+                     "what questions come up when interviewing for an ml engineer role",
+                     "tips for the technical interview for data scientists",
+                     "how do interviewers test ml engineers"]
+
+
+def _crafted_knowledge(root: Path) -> Path:
+    """Two topics and a decline group for job interviews; half of hiring's examples are
+    about interviews, as if hiring had been added without editing that group."""
+    def write(name: str, data: object) -> None:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+    def topic(topic_id: str, examples: list[str], follow_up: str) -> dict[str, object]:
+        return {"id": topic_id, "title": topic_id.title(), "summary": f"About {topic_id}.",
+                "sources": ["guide"], "short": {"both": "In short."},
+                "answers": {"both": "The details, from the guide."}, "examples": examples,
+                "keywords": [topic_id], "follow_ups": [follow_up]}
+
+    write("sources.yaml", {"guide": {"title": "A guide", "by": "Someone"}})
+    write("synonyms.yaml", {"roles": {"data_scientist": ["data scientist", "ds"],
+                                      "ml_engineer": ["ml engineer", "mle"]}})
+    write("out_of_scope.yaml", {"groups": [{"id": "interviews", "examples": INTERVIEWS,
+                                            "reason": "the articles skip job interviews"}]})
+    write("topics/salary.yaml", topic("salary", [
+        "how much does it pay", "what is the typical salary", "who earns more",
+        "which role pays better", "how big is the paycheck", "do they make six figures",
+        "average pay in the US", "is the pay good"], "hiring"))
+    write("topics/hiring.yaml", topic("hiring", HIRING_ITSELF + HIRING_INTERVIEWS, "salary"))
+    return root
+
+
+def test_validate_warns_of_examples_closer_to_a_decline_group(tmp_path):
+    """Each interview example of hiring, held out, goes to the interviews group: a warning
+    naming file, example (and its line) and group; the base is still valid (exit 0)."""
+    knowledge = _crafted_knowledge(tmp_path / "knowledge")
+    out = careerbot("validate", str(knowledge))
+    assert out.returncode == 0 and out.stdout.startswith("ok: 2 topics"), out.stderr
+    warnings = out.stderr.splitlines()
+    assert len(warnings) == len(HIRING_INTERVIEWS), warnings
+    source = (knowledge / "topics" / "hiring.yaml").read_text(encoding="utf-8").splitlines()
+    for i, (line, example) in enumerate(zip(warnings, HIRING_INTERVIEWS, strict=True)):
+        assert line.startswith(f"warning: topics/hiring.yaml: examples[{i + 4}]: {example!r} "
+                               "is closer to the out-of-scope group 'interviews'")
+        assert "edit that group in out_of_scope.yaml" in line
+        at = next(n for n, text in enumerate(source, 1) if text.endswith(example))
+        assert line.endswith(f"(line {at})")  # where the example is in its file
+    # the group edited (here: gone), nothing is left to warn of
+    (knowledge / "out_of_scope.yaml").unlink()
+    again = careerbot("validate", str(knowledge))
+    assert again.returncode == 0 and again.stderr == ""
 
 
 def test_ask_prints_an_answer_for_a_person():

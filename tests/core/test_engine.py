@@ -62,6 +62,14 @@ def test_context_never_hijacks_a_question_that_stands_alone(engine, first, secon
     assert ask(engine, second) == want
 
 
+def test_answers_carry_the_short_answer_of_their_role(engine):
+    salary = engine.knowledge.topics["salary"]
+    reply = engine.answer(Query(text="what do data scientists earn?"))
+    assert reply.short == salary.short["data_scientist"] != salary.short["both"]
+    assert engine.compare("salary").short == salary.short["both"]
+    assert engine.answer(Query(text="how do I bake bread?")).short == ""  # a decline
+
+
 def test_several_questions_in_one_message_are_answered_one_by_one(engine):
     reply = engine.answer(Query(text=(
         "What does a data scientist earn, and how hard is it to switch to ML engineering "
@@ -72,6 +80,9 @@ def test_several_questions_in_one_message_are_answered_one_by_one(engine):
                       "Switching between the roles: ML engineer",
                       "Tools and technologies: ML engineer"]
     assert reply.text.count("_Sources: ") == 3 and "$120k" in reply.text
+    # each ask's section opens with its short answer, right under its title
+    short = engine.knowledge.topics["tools"].short["ml_engineer"]
+    assert f"**Tools and technologies: ML engineer**\n{short}\n\n" in reply.text
     # one ask, however many sentences, is one answer
     assert engine.answer(Query(text="I'm a nurse. What do ML engineers earn?")).title == (
         "Salary and compensation: ML engineer")

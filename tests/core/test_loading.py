@@ -52,6 +52,14 @@ def test_invalid_yaml_names_the_file_and_line(knowledge_copy):
          "comparison.rows[0].ml_engineer", "is missing"),
         (lambda d: d.update(embed={"color": 1}), "embed", "platform-specific"),
         (lambda d: d.update(colour="red"), "colour", "unknown field"),
+        (lambda d: d.pop("short"), "short", "is missing"),
+        (lambda d: d["short"].pop("ml_engineer"), "short.ml_engineer", "is missing"),
+        (lambda d: d["short"].update(both=42), "short.both", "must be text"),
+        (lambda d: d["short"].update(both="One. Two. Three."), "short.both", "3 sentences"),
+        (lambda d: d["short"].update(both="Pay " * 80), "short.both", "at most 300"),
+        (lambda d: d["short"].update(both="ML engineers earn **more**."), "short.both",
+         "plain text"),
+        (lambda d: d["short"].update(analyst="x"), "short.analyst", "has no answer"),
     ],
 )
 def test_each_kind_of_error_names_file_and_field(knowledge_copy, change, field, why):
@@ -74,6 +82,22 @@ def test_a_source_url_that_is_not_http_names_the_file_and_field(knowledge_copy, 
     edit(knowledge_copy / "sources.yaml", lambda d: d["bluebird"].update(url=url))
     assert has(problems_of(knowledge_copy), "sources.yaml", "bluebird.url",
                "must be an http(s) URL")
+
+
+def test_a_short_answer_of_two_sentences_is_loaded_on_one_line(knowledge_copy):
+    edit(knowledge_copy / "topics" / "salary.yaml",
+         lambda d: d["short"].update(both="ML engineers earn a bit more.\nBoth pay well!"))
+    topic = load_knowledge(knowledge_copy).topics["salary"]
+    assert topic.short["both"] == "ML engineers earn a bit more. Both pay well!"
+
+
+def test_a_missing_short_answer_is_reported_with_its_line(knowledge_copy):
+    edit(knowledge_copy / "topics" / "tools.yaml", lambda d: d["short"].pop("data_scientist"))
+    with pytest.raises(KnowledgeError) as info:
+        load_knowledge(knowledge_copy)
+    [problem] = [p for p in info.value.problems if p.file == "topics/tools.yaml"]
+    assert (problem.field, problem.why) == ("short.data_scientist", "is missing")
+    assert "topics/tools.yaml: short.data_scientist: is missing" in str(problem)
 
 
 def test_source_urls_are_optional_and_loaded(knowledge_copy):

@@ -118,7 +118,9 @@ def _markdown(text: str) -> str:
 
 def _embeds(reply: Reply) -> list[discord.Embed]:
     colour = _COLOURS.get(reply.kind, _DEFAULT_COLOUR)
-    chunks = split_text(_markdown(reply.text), DESCRIPTION_CHARS) or [""]
+    # the short answer in bold is the description's first paragraph, the details below
+    short = f"**{reply.short}**\n\n" if reply.short else ""
+    chunks = split_text(short + _markdown(reply.text), DESCRIPTION_CHARS) or [""]
     embeds = [discord.Embed(title=_clip(reply.title, TITLE_CHARS), description=chunks[0],
                             colour=colour)]
     embeds += [discord.Embed(description=chunk, colour=colour) for chunk in chunks[1:]]

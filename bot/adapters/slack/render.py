@@ -190,8 +190,10 @@ def _header(title: str) -> Block:
 
 
 def _body(reply: Reply, command: str) -> list[Block]:
-    """The reply's text as mrkdwn sections, then its comparison in two columns."""
-    body = [_section(chunk) for chunk in _chunks(mrkdwn(reply.text, command))]
+    """The short answer in bold, the reply's text as mrkdwn sections, then its
+    comparison in two columns."""
+    body = [_section(f"*{escape(reply.short)}*")] if reply.short else []
+    body += [_section(chunk) for chunk in _chunks(mrkdwn(reply.text, command))]
     if reply.comparison and reply.comparison.rows:
         body += _comparison(reply.comparison)
     return body
@@ -213,7 +215,8 @@ def _byline(text: str) -> Block:
 
 def render(reply: Reply, *, command: str = "/careerbot", share: str | None = None,
            aspects: Sequence[str] = (), byline: str | None = None) -> SlackMessage:
-    """Header, mrkdwn sections, the comparison in two columns, sources, buttons.
+    """Header, the short answer in bold, mrkdwn sections, the comparison in two columns,
+    sources, buttons.
 
     `share` adds a "Share in channel" button carrying that value; `aspects` adds a
     select menu of them; `byline` (mrkdwn the caller made safe, such as "Shared by
@@ -223,7 +226,8 @@ def render(reply: Reply, *, command: str = "/careerbot", share: str | None = Non
     head = [_header(reply.title)] + ([_byline(byline)] if byline else [])
     blocks = _fit(head, _body(reply, command), _footer(reply, share, aspects), MAX_BLOCKS,
                   "one Slack message")
-    fallback = mrkdwn(f"{reply.title}\n\n{reply.text}", command)
+    short = f"{reply.short}\n\n" if reply.short else ""
+    fallback = mrkdwn(f"{reply.title}\n\n{short}{reply.text}", command)
     return {"text": _cut(fallback, MAX_FALLBACK), "blocks": blocks}
 
 

@@ -265,6 +265,47 @@ async def test_nothing_the_bot_sends_can_ping(bot: FakeDiscord):
     assert_nothing_pings(bot)
 
 
+# ------------------------------------------------------ "Ask careerbot" on a message
+
+
+async def test_ask_careerbot_on_a_message_replies_to_it_without_a_ping(bot: FakeDiscord):
+    target = bot.message("what do MLEs earn?", author_id=D.ADMIN_ID, mention=False)
+    used = bot.message_command(target)
+    callback = await bot.interact(used)
+    [reply] = bot.replies_to(target)
+    assert reply.path == f"/channels/{D.CHANNEL_ID}/messages"
+    assert reply.body["message_reference"]["message_id"] == int(target["id"])
+    assert reply.body["embeds"][0]["title"] == "Salary and compensation: ML engineer"
+    # no ping, not even of the author replied to (Discord's default when not asked for)
+    assert reply.body["allowed_mentions"] == {"parse": []}
+    # the user who used the menu is told where the answer is, privately
+    assert data(callback)["flags"] & EPHEMERAL
+    assert reply.message is not None
+    assert data(callback)["content"].endswith(
+        f"/channels/{D.GUILD_ID}/{D.CHANNEL_ID}/{reply.message['id']}")
+    assert_nothing_pings(bot)
+
+
+async def test_ask_careerbot_where_the_bot_cannot_post_answers_the_interaction(bot: FakeDiscord):
+    """A user install (the bot is no member there), or no permission to send: the answer is
+    the interaction's own, public, and nothing is posted in the channel."""
+    for how in ({"user_install": True}, {"app_permissions": 0}):
+        target = bot.message("do data scientists need a degree?", mention=False)
+        callback = await bot.interact(bot.message_command(target, **how))
+        assert not data(callback).get("flags", 0) & EPHEMERAL
+        assert data(callback)["embeds"][0]["title"].startswith("Education")
+        assert bot.replies_to(target) == []
+    assert not any(r.path.startswith("/channels/") for r in bot.requests)
+
+
+async def test_ask_careerbot_on_a_message_without_words_is_a_private_notice(bot: FakeDiscord):
+    target = bot.message("<:kek:1234> https://example.com/cat.gif", mention=False)
+    callback = await bot.interact(bot.message_command(target))
+    assert data(callback)["flags"] & EPHEMERAL
+    assert "no text I can answer" in data(callback)["content"]
+    assert bot.replies_to(target) == []
+
+
 # ---------------------------------------------------------------------- buttons
 
 
@@ -539,10 +580,12 @@ async def test_wrong_or_missing_token_is_a_clear_configuration_error(discord: Fa
 
 async def test_sync_commands_to_a_guild_and_globally(discord: FakeDiscord):
     synced = await sync_commands(settings_for(discord), guild_id=D.GUILD_ID)
-    assert [c.name for c in synced] == ["ask", "compare", "topics", "help", "reload", "stats"]
+    assert [c.name for c in synced] == ["ask", "compare", "topics", "help", "reload", "stats",
+                                        "Ask careerbot"]
     put = await discord.wait_for(
         lambda r: r.path == f"/applications/{D.APP_ID}/guilds/{D.GUILD_ID}/commands")
     commands = {c["name"]: c for c in put.body}
+    assert commands["Ask careerbot"]["type"] == 3  # on a message's Apps menu
     assert int(commands["reload"]["default_member_permissions"]) == 32  # Manage Server
     assert commands["reload"]["contexts"] == [0]  # servers only
     assert int(commands["stats"]["default_member_permissions"]) == 32
@@ -587,7 +630,8 @@ async def test_cli_sync_commands(discord: FakeDiscord, tmp_path: Path):
     code, out, err = await careerbot(discord, tmp_path, "discord", "sync-commands", "--guild",
                                      str(D.GUILD_ID))
     assert code == 0, err
-    assert out.startswith(f"Registered 6 commands to server {D.GUILD_ID}")
+    assert out.startswith(f"Registered 7 commands to server {D.GUILD_ID}")
+    assert out.rstrip().endswith('/stats, "Ask careerbot" (on a message)')
 
     code, out, err = await careerbot(discord, tmp_path, "discord", "sync-commands", "--guild",
                                      "1234")

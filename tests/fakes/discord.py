@@ -35,6 +35,12 @@ __all__ = ["Failure", "FakeDiscord", "Request"]
 
 API = "/api/v10"
 EPHEMERAL = 1 << 6
+#: permission bits, as Discord numbers them
+VIEW_CHANNEL, SEND_MESSAGES, EMBED_LINKS = 1 << 10, 1 << 11, 1 << 14
+READ_MESSAGE_HISTORY, SEND_MESSAGES_IN_THREADS = 1 << 16, 1 << 38
+#: what the bot may do in the test channel: what its invite link asks for
+BOT_PERMISSIONS = (VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | READ_MESSAGE_HISTORY
+                   | SEND_MESSAGES_IN_THREADS | 1 << 6)  # 1 << 6: add reactions
 _TIMESTAMP = "2025-01-01T00:00:00+00:00"
 Json = dict[str, Any]
 
@@ -113,6 +119,8 @@ class FakeDiscord:
     def __init__(self, token: str):
         self.token = token
         self.requests: list[Request] = []
+        #: the application's commands as registered: global (None) and per server
+        self.commands: dict[int | None, list[Json]] = {}
         self.identifies: list[Json] = []
         self.heartbeats = 0
         self.compression: list[str | None] = []  # what each gateway connection asked for
@@ -128,6 +136,10 @@ class FakeDiscord:
         self._ids = itertools.count(920000000000000000)
         self._sessions: dict[int, _Session] = {}
         self._dm_tokens: set[str] = set()
+        #: per interaction token: its id, type, command name and user (for the messages
+        #: answering it, whose interaction_metadata says who used it)
+        self._askers: dict[str, tuple[int, int, str | None, Json]] = {}
+        self._messages: dict[str, Json] = {}  # every message the bot or a test created
         self._shard_count = 1
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -139,6 +151,8 @@ class FakeDiscord:
                 ("GET", r"/gateway/bot", True, self._gateway_bot),
                 ("PUT", r"/applications/(?P<app>\d+)(/guilds/(?P<guild>\d+))?/commands", True,
                  self._sync_commands),
+                ("GET", r"/applications/(?P<app>\d+)(/guilds/(?P<guild>\d+))?/commands", True,
+                 self._fetch_commands),
                 ("POST", r"/interactions/(?P<id>\d+)/(?P<token>[^/]+)/callback", False,
                  self._callback),
                 ("POST", r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)", False, self._followup),
@@ -265,6 +279,14 @@ class FakeDiscord:
                 "options": [{"name": option, "type": 3, "value": typed, "focused": True}]}
         return self._interaction(4, data)
 
+    def message_command(self, target: Json, *, name: str = "Ask careerbot",
+                        user_id: int | None = None, **how: Any) -> Json:
+        """A message context-menu command used on `target` (a `message()` payload)."""
+        data = {"id": str(next(self._ids)), "name": name, "type": 3,
+                "target_id": target["id"], "resolved": {"messages": {target["id"]: target}}}
+        return self._interaction(2, data, user_id=user_id,
+                                 dm=target["channel_id"] == str(self.DM_CHANNEL_ID), **how)
+
     def press(self, response: Request, custom_id: str, *, user_id: int | None = None) -> Json:
         """A button press on the message the client created with `response`."""
         message = response.message
@@ -288,18 +310,26 @@ class FakeDiscord:
         if not dm:
             payload["guild_id"] = str(self.GUILD_ID)
             payload["member"] = self._member([])
+        self._messages[payload["id"]] = payload
         return payload
 
     def _interaction(self, kind: int, data: Json, *, user_id: int | None = None,
                      roles: Iterable[int] = (), dm: bool = False,
-                     message: Json | None = None) -> Json:
+                     message: Json | None = None, user_install: bool = False,
+                     app_permissions: int = BOT_PERMISSIONS) -> Json:
+        """`user_install`: the app is installed by the user, not in the server (Discord
+        then tells the app what it may do there as a user's app, not as a member)."""
         iid = next(self._ids)
         who = user(user_id or self.USER_ID, "asker")
+        owners = ({"1": who["id"]} if user_install else
+                  {"0": "0" if dm else str(self.GUILD_ID)})
         payload: Json = {
             "id": str(iid), "application_id": str(self.APP_ID), "type": kind, "data": data,
             "token": f"interaction-token-{iid}", "version": 1, "locale": "en-US",
-            "app_permissions": "0", "entitlements": [], "attachment_size_limit": 10 << 20,
+            "app_permissions": str(app_permissions), "entitlements": [],
+            "attachment_size_limit": 10 << 20, "authorizing_integration_owners": owners,
         }
+        self._askers[payload["token"]] = (iid, kind, data.get("name"), who)
         if dm:
             self._dm_tokens.add(payload["token"])
             payload |= {"user": who, "context": 1, "channel_id": str(self.DM_CHANNEL_ID),
@@ -341,9 +371,11 @@ class FakeDiscord:
             "system_channel_flags": 0,
         }
 
-    def _created(self, channel_id: int | str, body: Json, *, flags: int = 0) -> Json:
-        """The message Discord would create from a send body."""
-        return {
+    def _created(self, channel_id: int | str, body: Json, *, flags: int = 0,
+                 token: str | None = None) -> Json:
+        """The message Discord would create from a send body: a reply carries the message
+        it replies to, an interaction's answer who used the interaction."""
+        message: Json = {
             "id": str(next(self._ids)), "type": 0, "channel_id": str(channel_id),
             "author": self.bot, "content": body.get("content") or "", "tts": False,
             "timestamp": _TIMESTAMP, "edited_timestamp": None, "mention_everyone": False,
@@ -351,6 +383,19 @@ class FakeDiscord:
             "embeds": body.get("embeds") or [], "components": body.get("components") or [],
             "flags": (body.get("flags") or 0) | flags,
         }
+        reference = body.get("message_reference")
+        if reference:
+            message |= {"type": 19, "message_reference": {**reference,
+                                                          "channel_id": str(channel_id)},
+                        "referenced_message": self._messages.get(str(reference["message_id"]))}
+        if token in self._askers:
+            iid, kind, name, who = self._askers[token]
+            message["interaction_metadata"] = {
+                "id": str(iid), "type": kind, "user": who,
+                "authorizing_integration_owners": {"0": str(self.GUILD_ID)},
+                **({"name": name} if name else {})}
+        self._messages[message["id"]] = message
+        return message
 
     # ------------------------------------------------------------------ REST
 
@@ -400,10 +445,18 @@ class FakeDiscord:
                        ) -> tuple[list[Json], None]:
         if guild not in (None, str(self.GUILD_ID)):
             raise _Refused(403, {"message": "Missing Access", "code": 50001})
-        synced = [{"type": 1, "options": [], "default_member_permissions": None, **command,
+        synced = [{"type": 1, "description": "", "options": [],
+                   "default_member_permissions": None, **command,
                    "id": str(next(self._ids)), "application_id": app, "version": "1",
                    **({"guild_id": guild} if guild else {})} for command in body]
+        self.commands[int(guild) if guild else None] = synced
         return synced, None
+
+    def _fetch_commands(self, body: None, app: str, guild: str | None
+                        ) -> tuple[list[Json], None]:
+        if guild not in (None, str(self.GUILD_ID)):
+            raise _Refused(403, {"message": "Missing Access", "code": 50001})
+        return self.commands.get(int(guild) if guild else None, []), None
 
     def _callback(self, body: Json, id: str, token: str) -> tuple[Json, Json | None]:
         kind, data = body["type"], body.get("data") or {}
@@ -411,7 +464,7 @@ class FakeDiscord:
         if kind not in (4, 5, 7):  # autocomplete results, deferred updates, ...
             return answer, None
         channel = self.DM_CHANNEL_ID if self._dm_token(token) else self.CHANNEL_ID
-        message = self._created(channel, data)
+        message = self._created(channel, data, token=token)
         answer["interaction"] |= {"response_message_id": message["id"],
                                   "response_message_loading": kind == 5,
                                   "response_message_ephemeral": bool(message["flags"]
@@ -422,7 +475,7 @@ class FakeDiscord:
     def _followup(self, body: Json, app: str, token: str, id: str = ""
                   ) -> tuple[Json, Json]:
         channel = self.DM_CHANNEL_ID if self._dm_token(token) else self.CHANNEL_ID
-        message = self._created(channel, body)
+        message = self._created(channel, body, token=token)
         return message, message
 
     def _channel_message(self, body: Json, channel: str) -> tuple[Json, Json]:

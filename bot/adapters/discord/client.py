@@ -193,12 +193,8 @@ class CareerBot(discord.Client):
                 text, _conversation(message.channel.id, message.author.id),
                 user=str(message.author.id), platform="discord"))
             pages = render(reply)
-        first, *rest = pages
         try:
-            await message.channel.send(reference=message.to_reference(fail_if_not_exists=False),
-                                       **first.kwargs())
-            for page in rest:
-                await message.channel.send(**page.kwargs())
+            await _post(message.channel, message, pages)
         except discord.Forbidden:
             log.warning("no permission to reply in channel %s", message.channel.id)
         if reply is not None:
@@ -206,6 +202,39 @@ class CareerBot(discord.Client):
                                    user=str(message.author.id), channel=str(message.channel.id))
 
     # ------------------------------------------------------------------ interactions
+
+    async def answer_message(self, interaction: discord.Interaction,
+                             message: discord.Message) -> None:
+        """"Ask careerbot" on a message: its text is the question, asked by whoever used
+        the menu. Where the bot is in the server and may post, the answer replies to the
+        message (no ping) and the user is told where it is; elsewhere (a user install, a DM,
+        no permission) it is the interaction's answer."""
+        if await self.refused(interaction):
+            return
+        text = _question(message.content)
+        if not text:
+            await _respond(interaction, render_text(
+                "That message has no text I can answer: try it on a message with a question "
+                "in words, or use /ask."), ephemeral=True)
+            return
+        reply = await self.rt.ask(self.query(interaction, text))
+        pages = render(reply)
+        channel = interaction.channel
+        sent = None
+        if (interaction.is_guild_integration() and _may_reply(interaction)
+                and isinstance(channel, discord.abc.Messageable)):
+            try:
+                sent = await _post(channel, message, pages)
+            except discord.Forbidden:
+                log.warning("no permission to reply in channel %s", interaction.channel_id)
+        if sent is not None:
+            await _respond(interaction, render_text(f"I answered that message: {sent.jump_url}"),
+                           ephemeral=True)
+        else:
+            await _respond(interaction, pages)
+        self.recorder.question(reply, text=text, platform="discord",
+                               user=str(interaction.user.id),
+                               channel=str(interaction.channel_id or ""))
 
     async def cooling_down(self, user: discord.abc.User) -> str | None:
         """A friendly notice if `user` asks faster than the per-minute limit (counted
@@ -411,6 +440,26 @@ def _voted(message: discord.Message | None, tally: dict[str, int],
     return view
 
 
+def _may_reply(interaction: discord.Interaction) -> bool:
+    """The bot's own permissions where the interaction came from let it post a reply."""
+    perms = interaction.app_permissions
+    may_send = (perms.send_messages_in_threads if isinstance(interaction.channel, discord.Thread)
+                else perms.send_messages)
+    return perms.view_channel and may_send and perms.read_message_history
+
+
+async def _post(channel: discord.abc.Messageable, question: discord.Message,
+                pages: list[Page]) -> discord.Message:
+    """`pages` as messages in `channel`, the first replying to `question` (no ping: the
+    pages' allowed mentions are none); the first message sent."""
+    first, *rest = pages
+    sent = await channel.send(reference=question.to_reference(fail_if_not_exists=False),
+                              **first.kwargs())
+    for page in rest:
+        await channel.send(**page.kwargs())
+    return sent
+
+
 async def _respond(interaction: discord.Interaction, pages: list[Page], *,
                    ephemeral: bool = False) -> None:
     """The first page answers the interaction (unless deferred); the rest follow up."""
@@ -439,6 +488,11 @@ async def ask(interaction: Interaction,
     await _respond(interaction, render(reply))
     bot.recorder.question(reply, text=question, platform="discord",
                           user=str(interaction.user.id), channel=str(interaction.channel_id or ""))
+
+
+@app_commands.context_menu(name="Ask careerbot")
+async def ask_about(interaction: Interaction, message: discord.Message) -> None:
+    await interaction.client.answer_message(interaction, message)
 
 
 @app_commands.command(description="Data scientist vs ML engineer, side by side")
@@ -511,6 +565,7 @@ def _add_commands(tree: app_commands.CommandTree[Any]) -> None:
         ask, compare, topics, help_, reload, stats)
     for command in commands:
         tree.add_command(command)
+    tree.add_command(ask_about)
 
 
 # ---------------------------------------------------------------------- entry points
@@ -598,7 +653,8 @@ def sync_commands_cli(settings: Settings, guild_id: int | None = None) -> int:
         print(f"careerbot: Discord refused the commands ({exc.status}): {exc.text}",
               file=sys.stderr)
         return 1
-    names = ", ".join(f"/{c.name}" for c in synced)
+    names = ", ".join(f"/{c.name}" if c.type is discord.AppCommandType.chat_input
+                      else f'"{c.name}" (on a message)' for c in synced)
     where = (f"to server {guild_id} (available now)" if guild_id else
              "globally (Discord can take up to an hour to show them everywhere)")
     print(f"Registered {len(synced)} commands {where}: {names}")

@@ -600,6 +600,31 @@ async def test_sync_commands_to_a_guild_and_globally(discord: FakeDiscord):
     assert not any(r.path.startswith("/interactions") for r in discord.requests)
 
 
+async def test_everyones_commands_install_to_users_and_admin_ones_stay_in_servers(
+        discord: FakeDiscord):
+    """integration_types 0 (server) and 1 (user); contexts 0 (server), 1 (DM with the
+    bot), 2 (group DMs and DMs between others): the commands JSON as synced."""
+    await sync_commands(settings_for(discord))
+    put = await discord.wait_for(lambda r: r.path == f"/applications/{D.APP_ID}/commands")
+    commands = {c["name"]: c for c in put.body}
+    for name in ("ask", "compare", "topics", "help", "Ask careerbot"):
+        assert commands[name]["integration_types"] == [0, 1], name
+        assert commands[name]["contexts"] == [0, 1, 2], name
+        assert commands[name].get("default_member_permissions") is None, name
+    for name in ("reload", "stats"):
+        assert commands[name]["integration_types"] == [0], name
+        assert commands[name]["contexts"] == [0], name
+
+
+async def test_a_user_install_answers_in_a_server_without_the_bot(bot: FakeDiscord):
+    """Used from a user's own install, where the bot is no member: the answer is the
+    interaction's, as anywhere."""
+    ask = bot.slash("ask", question="what do MLEs earn?")
+    ask |= {"authorizing_integration_owners": {"1": str(D.USER_ID)}, "app_permissions": "0"}
+    callback = await bot.interact(ask)
+    assert data(callback)["embeds"][0]["title"] == "Salary and compensation: ML engineer"
+
+
 async def careerbot(fake: FakeDiscord, cwd: Path, *args: str, token: str = TOKEN,
                     until: Callable[[], Awaitable[None]] | None = None
                     ) -> tuple[int | None, str, str]:

@@ -471,6 +471,9 @@ async def _respond(interaction: discord.Interaction, pages: list[Page], *,
 
 
 # ---------------------------------------------------------------------- slash commands
+# Everyone's commands work where the bot is in the server and, installed by a user to
+# their account, in any server, in DMs and group DMs; the admin commands only in servers
+# that installed it.
 
 Interaction: TypeAlias = discord.Interaction[CareerBot]
 #: the longest /ask question Discord lets a user type (the engine's own cap still holds)
@@ -478,6 +481,8 @@ MAX_QUESTION = 2000
 
 
 @app_commands.command(description="Ask about data scientists and ML engineers")
+@app_commands.allowed_installs(guilds=True, users=True)
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
 @app_commands.describe(question="Your question, in plain words")
 async def ask(interaction: Interaction,
               question: app_commands.Range[str, 1, MAX_QUESTION]) -> None:
@@ -491,11 +496,15 @@ async def ask(interaction: Interaction,
 
 
 @app_commands.context_menu(name="Ask careerbot")
+@app_commands.allowed_installs(guilds=True, users=True)
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
 async def ask_about(interaction: Interaction, message: discord.Message) -> None:
     await interaction.client.answer_message(interaction, message)
 
 
 @app_commands.command(description="Data scientist vs ML engineer, side by side")
+@app_commands.allowed_installs(guilds=True, users=True)
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
 @app_commands.describe(aspect="What to compare, e.g. salary, skills or tools")
 async def compare(interaction: Interaction,
                   aspect: app_commands.Range[str, 1, MAX_ASPECT]) -> None:
@@ -515,11 +524,15 @@ async def _aspect_choices(interaction: Interaction,
 
 
 @app_commands.command(description="Everything careerbot can answer")
+@app_commands.allowed_installs(guilds=True, users=True)
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
 async def topics(interaction: Interaction) -> None:
     await _respond(interaction, render(interaction.client.engine.topics()), ephemeral=True)
 
 
 @app_commands.command(name="help", description="How to use careerbot")
+@app_commands.allowed_installs(guilds=True, users=True)
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
 async def help_(interaction: Interaction) -> None:
     await _respond(interaction, render(interaction.client.engine.help()), ephemeral=True)
 
@@ -527,6 +540,7 @@ async def help_(interaction: Interaction) -> None:
 @app_commands.command(description="Reload the knowledge base (careerbot admins)")
 @app_commands.default_permissions(manage_guild=True)
 @app_commands.guild_only()
+@app_commands.guild_install()
 async def reload(interaction: Interaction) -> None:
     bot = interaction.client
     who = (f"user {user_ref('discord', interaction.user.id)} in guild {interaction.guild_id} "
@@ -547,6 +561,7 @@ async def reload(interaction: Interaction) -> None:
 @app_commands.command(description="Unanswered questions and votes, last 7 days (careerbot admins)")
 @app_commands.default_permissions(manage_guild=True)
 @app_commands.guild_only()
+@app_commands.guild_install()
 async def stats(interaction: Interaction) -> None:
     bot = interaction.client
     if not bot.is_admin(interaction.user):

@@ -146,6 +146,34 @@ async def test_an_answer_opens_with_its_short_answer_in_bold(bot: FakeDiscord,
     assert details.startswith("An ML engineer in the US earns")
 
 
+async def test_ask_privately_answers_only_to_the_asker(bot: FakeDiscord):
+    private = data(await bot.interact(bot.slash("ask", question="what do MLEs earn?",
+                                                private=True)))
+    assert private["flags"] & EPHEMERAL
+    assert private["embeds"][0]["title"] == "Salary and compensation: ML engineer"
+    public = data(await bot.interact(bot.slash("ask", question="what do MLEs earn?",
+                                               private=False)))
+    assert not public.get("flags", 0) & EPHEMERAL
+
+
+@pytest.mark.parametrize("limit", [500, 2000, 4000])
+async def test_the_question_box_stops_where_the_engine_stops_reading(discord: FakeDiscord,
+                                                                     limit: int):
+    """The synced max_length is CAREERBOT_MAX_MESSAGE_CHARS, the engine's own limit."""
+    settings = replace(settings_for(discord), match=replace(Settings().match,
+                                                            max_message_chars=limit))
+    assert settings.max_message_chars == limit
+    await sync_commands(settings)
+    put = await discord.wait_for(lambda r: r.path == f"/applications/{D.APP_ID}/commands")
+    [ask] = [c for c in put.body if c["name"] == "ask"]
+    question, private = ask["options"]
+    assert (question["name"], question["min_length"], question["max_length"]) == (
+        "question", 1, limit)
+    assert question["required"] is True
+    assert private == {"name": "private", "type": 5, "required": False,
+                       "description": "Answer only to me (no one else sees it)"}
+
+
 async def test_too_long_question_gets_a_polite_reply(bot: FakeDiscord):
     callback = await bot.interact(bot.slash("ask", question="why " * 600))
     assert data(callback)["embeds"][0]["title"] == "That's a long message"
@@ -592,7 +620,7 @@ async def test_sync_commands_to_a_guild_and_globally(discord: FakeDiscord):
     assert commands["stats"]["contexts"] == [0]
     [aspect] = commands["compare"]["options"]
     assert aspect["autocomplete"] is True and aspect["max_length"] == 100
-    [question] = commands["ask"]["options"]
+    question, _private = commands["ask"]["options"]
     assert question["required"] is True and question["max_length"] == 2000
 
     await sync_commands(settings_for(discord))

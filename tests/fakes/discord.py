@@ -269,9 +269,11 @@ class FakeDiscord:
     # ------------------------------------------------------------------ event payloads
 
     def slash(self, name: str, *, user_id: int | None = None, roles: Iterable[int] = (),
-              dm: bool = False, **options: str) -> Json:
+              dm: bool = False, **options: str | bool) -> Json:
+        """A slash command used with `options` (a bool is a boolean option, type 5)."""
         data = {"id": str(next(self._ids)), "name": name, "type": 1,
-                "options": [{"name": k, "type": 3, "value": v} for k, v in options.items()]}
+                "options": [{"name": k, "type": 5 if isinstance(v, bool) else 3, "value": v}
+                            for k, v in options.items()]}
         return self._interaction(2, data, user_id=user_id, roles=roles, dm=dm)
 
     def autocomplete(self, name: str, option: str, typed: str) -> Json:

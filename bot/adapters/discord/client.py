@@ -123,7 +123,7 @@ class CareerBot(discord.Client):
         self.recorder = recorder or Recorder.off()  # learning from use
         self.rt = runtime or Runtime(engine, settings)  # shared state, metrics, health
         self.tree = _Tree(self)
-        _add_commands(self.tree)
+        _add_commands(self.tree, settings)
         self.tree.error(self._on_command_error)
         #: per gateway connection (None: the only one), READY or RESUMED since it dropped
         self._gateway: dict[int | None, bool] = {}
@@ -476,23 +476,26 @@ async def _respond(interaction: discord.Interaction, pages: list[Page], *,
 # that installed it.
 
 Interaction: TypeAlias = discord.Interaction[CareerBot]
-#: the longest /ask question Discord lets a user type (the engine's own cap still holds)
-MAX_QUESTION = 2000
+def _ask(max_question: int) -> app_commands.Command[Any, ..., None]:
+    """/ask, its question at most `max_question` characters long: Discord's box stops
+    there, where the engine stops reading (CAREERBOT_MAX_MESSAGE_CHARS)."""
 
+    async def ask(interaction: Interaction, question: str, private: bool = False) -> None:
+        bot = interaction.client
+        if await bot.refused(interaction):
+            return
+        reply = await bot.rt.ask(bot.query(interaction, question))
+        await _respond(interaction, render(reply), ephemeral=private)
+        bot.recorder.question(reply, text=question, platform="discord",
+                              user=str(interaction.user.id),
+                              channel=str(interaction.channel_id or ""))
 
-@app_commands.command(description="Ask about data scientists and ML engineers")
-@app_commands.allowed_installs(guilds=True, users=True)
-@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
-@app_commands.describe(question="Your question, in plain words")
-async def ask(interaction: Interaction,
-              question: app_commands.Range[str, 1, MAX_QUESTION]) -> None:
-    bot = interaction.client
-    if await bot.refused(interaction):
-        return
-    reply = await bot.rt.ask(bot.query(interaction, question))
-    await _respond(interaction, render(reply))
-    bot.recorder.question(reply, text=question, platform="discord",
-                          user=str(interaction.user.id), channel=str(interaction.channel_id or ""))
+    ask.__annotations__["question"] = app_commands.Range[str, 1, max_question]
+    command: app_commands.Command[Any, ..., None] = app_commands.command(description="Ask about data scientists and ML engineers")(
+        app_commands.describe(question="Your question, in plain words",
+                              private="Answer only to me (no one else sees it)")(ask))
+    return app_commands.allowed_installs(guilds=True, users=True)(
+        app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)(command))
 
 
 @app_commands.context_menu(name="Ask careerbot")
@@ -575,9 +578,9 @@ async def stats(interaction: Interaction) -> None:
     await _respond(interaction, render(await bot.recorder.stats()), ephemeral=True)
 
 
-def _add_commands(tree: app_commands.CommandTree[Any]) -> None:
+def _add_commands(tree: app_commands.CommandTree[Any], settings: Settings) -> None:
     commands: tuple[app_commands.Command[Any, ..., None], ...] = (
-        ask, compare, topics, help_, reload, stats)
+        _ask(settings.max_message_chars), compare, topics, help_, reload, stats)
     for command in commands:
         tree.add_command(command)
     tree.add_command(ask_about)
@@ -646,7 +649,7 @@ async def sync_commands(settings: Settings,
     use_endpoints(settings)
     async with discord.Client(intents=_intents()) as client:
         tree = app_commands.CommandTree(client)
-        _add_commands(tree)
+        _add_commands(tree, settings)
         try:
             await client.login(settings.discord_token)
         except discord.LoginFailure:

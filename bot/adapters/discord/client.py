@@ -491,9 +491,10 @@ def _ask(max_question: int) -> app_commands.Command[Any, ..., None]:
                               channel=str(interaction.channel_id or ""))
 
     ask.__annotations__["question"] = app_commands.Range[str, 1, max_question]
-    command: app_commands.Command[Any, ..., None] = app_commands.command(description="Ask about data scientists and ML engineers")(
-        app_commands.describe(question="Your question, in plain words",
-                              private="Answer only to me (no one else sees it)")(ask))
+    described = app_commands.describe(question="Your question, in plain words",
+                                      private="Answer only to me (no one else sees it)")(ask)
+    command: app_commands.Command[Any, ..., None] = app_commands.command(
+        description="Ask about data scientists and ML engineers")(described)
     return app_commands.allowed_installs(guilds=True, users=True)(
         app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)(command))
 

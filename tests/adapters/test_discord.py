@@ -250,6 +250,34 @@ async def test_mention_is_answered_as_a_reply_with_follow_up_context(bot: FakeDi
     assert_nothing_pings(bot)
 
 
+@pytest.mark.parametrize("thread", [D.THREAD_ID, 910000000000000099],
+                         ids=["known thread", "thread the bot has not seen"])
+async def test_a_mention_in_a_thread_is_answered_in_that_thread(bot: FakeDiscord, thread: int):
+    """Replies stay in the thread (the channel's own chatter untouched), and so does the
+    follow-up context: the thread's, not the channel's."""
+    first = await bot.post_message(bot.message("what do data scientists earn?",
+                                                channel_id=thread))
+    assert first.path == f"/channels/{thread}/messages"
+    assert first.body["embeds"][0]["title"] == "Salary and compensation: Data scientist"
+    follow_up = await bot.post_message(bot.message("what about MLEs?", channel_id=thread))
+    assert follow_up.path == f"/channels/{thread}/messages"
+    assert follow_up.body["embeds"][0]["title"] == "Salary and compensation: ML engineer"
+    elsewhere = await bot.post_message(bot.message("what about MLEs?"))
+    assert elsewhere.body["embeds"][0]["title"] != "Salary and compensation: ML engineer"
+    assert not any(r.path == f"/channels/{D.CHANNEL_ID}/messages" and r is not elsewhere
+                   for r in bot.requests)
+
+
+async def test_ask_careerbot_in_a_thread_replies_in_the_thread(bot: FakeDiscord):
+    target = bot.message("what do MLEs earn?", mention=False, channel_id=D.THREAD_ID)
+    used = bot.message_command(target) | {"channel_id": str(D.THREAD_ID),
+                                          "channel": bot.thread()}
+    callback = await bot.interact(used)
+    [reply] = bot.replies_to(target)
+    assert reply.path == f"/channels/{D.THREAD_ID}/messages"
+    assert data(callback)["flags"] & EPHEMERAL
+
+
 async def test_discord_markup_is_read_as_what_it_stands_for(bot: FakeDiscord):
     """Other mentions, a role, a channel, an emoji, a masked link: the question stays."""
     reply = await bot.post_message(bot.message(

@@ -115,6 +115,7 @@ class FakeDiscord:
     USER_ID = 910000000000000010
     ADMIN_ID = 910000000000000011
     OTHER_BOT_ID = 910000000000000012
+    THREAD_ID = 910000000000000013  # a thread of CHANNEL_ID, active since the server loaded
 
     def __init__(self, token: str):
         self.token = token
@@ -298,13 +299,14 @@ class FakeDiscord:
                                  dm=message["channel_id"] == str(self.DM_CHANNEL_ID))
 
     def message(self, text: str, *, author_id: int | None = None, bot: bool = False,
-                dm: bool = False, mention: bool = True) -> Json:
-        """A message from a user: in the server channel mentioning the bot, or a DM."""
+                dm: bool = False, mention: bool = True, channel_id: int | None = None) -> Json:
+        """A message from a user: in the server channel (or `channel_id`, such as
+        THREAD_ID) mentioning the bot, or a DM."""
         author = user(author_id or self.USER_ID, "asker", bot=bot)
         payload: Json = {
             "id": str(next(self._ids)), "type": 0, "author": author, "tts": False,
             "content": f"<@{self.BOT_ID}> {text}" if mention and not dm else text,
-            "channel_id": str(self.DM_CHANNEL_ID if dm else self.CHANNEL_ID),
+            "channel_id": str(self.DM_CHANNEL_ID if dm else channel_id or self.CHANNEL_ID),
             "timestamp": _TIMESTAMP, "edited_timestamp": None, "mention_everyone": False,
             "mentions": [self.bot] if mention and not dm else [], "mention_roles": [],
             "attachments": [], "embeds": [], "components": [], "pinned": False, "flags": 0,
@@ -356,6 +358,14 @@ class FakeDiscord:
         return {"id": str(self.CHANNEL_ID), "type": 0, "guild_id": str(self.GUILD_ID),
                 "name": "general", "position": 0, "permission_overwrites": [], "nsfw": False}
 
+    def thread(self) -> Json:
+        return {"id": str(self.THREAD_ID), "type": 11, "guild_id": str(self.GUILD_ID),
+                "parent_id": str(self.CHANNEL_ID), "name": "careers", "owner_id":
+                str(self.USER_ID), "message_count": 1, "member_count": 1,
+                "rate_limit_per_user": 0, "flags": 0, "last_message_id": None,
+                "thread_metadata": {"archived": False, "auto_archive_duration": 1440,
+                                    "archive_timestamp": _TIMESTAMP, "locked": False}}
+
     def _guild(self) -> Json:
         def role(id: int, name: str) -> Json:
             return {"id": str(id), "name": name, "color": 0, "hoist": False, "position": 0,
@@ -365,7 +375,8 @@ class FakeDiscord:
             "owner_id": str(self.ADMIN_ID), "unavailable": False, "large": False,
             "member_count": 3, "members": [], "presences": [], "voice_states": [],
             "roles": [role(self.GUILD_ID, "@everyone"), role(self.ADMIN_ROLE_ID, "admins")],
-            "channels": [self._channel()], "threads": [], "emojis": [], "stickers": [],
+            "channels": [self._channel()], "threads": [self.thread()], "emojis": [],
+            "stickers": [],
             "features": [], "stage_instances": [], "guild_scheduled_events": [],
             "soundboard_sounds": [], "preferred_locale": "en-US", "afk_timeout": 300,
             "verification_level": 0, "default_message_notifications": 0,

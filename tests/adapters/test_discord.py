@@ -232,6 +232,28 @@ async def test_topics_and_help_are_ephemeral(bot: FakeDiscord):
     assert help_["embeds"][0]["title"] == "How to use careerbot"
 
 
+async def test_help_links_the_commands_once_they_are_registered(discord: FakeDiscord,
+                                                                 engine: Engine):
+    """Before `sync-commands`, /help names `/compare`; after, it is a clickable
+    </compare:ID> with the id Discord gave it (a server's own commands, or the global)."""
+    async with serving(engine, settings_for(discord), discord):
+        before = data(await discord.interact(discord.slash("help")))
+    assert "`/compare <aspect>`" in before["embeds"][0]["description"]
+
+    for guild in (D.GUILD_ID, None):
+        discord.commands.clear()
+        synced = {c.name: c.id for c in await sync_commands(settings_for(discord),
+                                                             guild_id=guild)}
+        async with serving(engine, settings_for(discord), discord):
+            help_ = data(await discord.interact(discord.slash("help")))
+            mention = await discord.post_message(discord.message("help"))
+        for description in (help_["embeds"][0]["description"],
+                            mention.body["embeds"][0]["description"]):
+            assert f"</compare:{synced['compare']}> `<aspect>`" in description
+            assert f"</topics:{synced['topics']}>" in description
+            assert "`/compare" not in description
+
+
 # ---------------------------------------------------------------------- mentions and DMs
 
 

@@ -529,6 +529,10 @@ class FakeDiscord:
                 await self._identify(session, packet["d"])
             elif packet["op"] == 6:
                 await self._resume(session, packet["d"])
+        # the client went away: a test's next wait_ready waits for the next connection
+        for shard, known in list(self._sessions.items()):
+            if known is session:
+                del self._sessions[shard]
         return ws
 
     async def _resume(self, session: _Session, resume: Json) -> None:

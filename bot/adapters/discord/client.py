@@ -14,6 +14,8 @@ import math
 import os
 import re
 import sys
+import time
+from dataclasses import replace
 from typing import Any, TypeAlias, cast
 
 import aiohttp
@@ -59,6 +61,12 @@ DISCORD_GATEWAY_URL = "wss://gateway.discord.gg/"
 _SLOW_DOWN = "\N{HOURGLASS WITH FLOWING SAND}"  # on a mention that came too fast
 _MARKUP = re.compile(r"<(?:@[!&]?|#|a?:\w+:|t:)\d+(?::\w)?>|\[([^\]\n]*)\]\(<?https?://[^)\s]*>?\)"
                      r"|<?https?://\S+", re.IGNORECASE)
+
+
+#: a command named in a reply as the core writes it, `/compare <aspect>`
+_COMMAND = re.compile(r"`/([a-z][a-z0-9_-]*)([^`\n]*)`")
+#: how long the commands fetched for a server (or globally) are used before asking again
+_COMMANDS_TTL = 600.0
 
 
 def _question(content: str) -> str:
@@ -127,9 +135,47 @@ class CareerBot(discord.Client):
         self.tree.error(self._on_command_error)
         #: per gateway connection (None: the only one), READY or RESUMED since it dropped
         self._gateway: dict[int | None, bool] = {}
+        #: the registered commands' ids by name, globally (None) and per server, and when
+        #: they were fetched: what `/help` links to
+        self._command_ids: dict[int | None, tuple[float, dict[str, int]]] = {}
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(FollowUpButton, VoteButton)
+        await self.command_ids(None)
+
+    async def command_ids(self, guild_id: int | None) -> dict[str, int]:
+        """The ids of the chat commands registered globally or to `guild_id` (by name), as
+        fetched within the last ten minutes; none until `sync-commands` has run, or when
+        Discord will not say."""
+        fetched, ids = self._command_ids.get(guild_id, (-math.inf, {}))
+        if time.monotonic() - fetched < _COMMANDS_TTL:
+            return ids
+        try:
+            registered = await self.tree.fetch_commands(
+                guild=discord.Object(guild_id) if guild_id else None)
+            ids = {c.name: c.id for c in registered
+                   if c.type is discord.AppCommandType.chat_input}
+        except discord.HTTPException as exc:
+            log.warning("could not fetch the registered commands (%s): /help names them "
+                        "without links", exc.status)
+        self._command_ids[guild_id] = (time.monotonic(), ids)
+        return ids
+
+    async def linked(self, reply: Reply, guild_id: int | None) -> Reply:
+        """`reply` with each command it names (`/compare <aspect>`) as a clickable mention
+        (</compare:ID> `<aspect>`) once the commands are registered; as it was before."""
+        if "`/" not in reply.text:
+            return reply
+        ids = await self.command_ids(None)
+        if guild_id:
+            ids = {**ids, **await self.command_ids(guild_id)}  # a server's own come first
+
+        def mention(found: re.Match[str]) -> str:
+            name, rest = found[1], found[2].strip()
+            if name not in ids:
+                return found[0]
+            return f"</{name}:{ids[name]}>" + (f" `{rest}`" if rest else "")
+        return replace(reply, text=_COMMAND.sub(mention, reply.text))
 
     async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
         self.rt.metrics.errors.labels("discord").inc()
@@ -192,7 +238,7 @@ class CareerBot(discord.Client):
             reply = await self.rt.ask(Query(
                 text, _conversation(message.channel.id, message.author.id),
                 user=str(message.author.id), platform="discord"))
-            pages = render(reply)
+            pages = render(await self.linked(reply, message.guild.id if message.guild else None))
         try:
             await _post(message.channel, message, pages)
         except discord.Forbidden:
@@ -218,7 +264,7 @@ class CareerBot(discord.Client):
                 "in words, or use /ask."), ephemeral=True)
             return
         reply = await self.rt.ask(self.query(interaction, text))
-        pages = render(reply)
+        pages = render(await self.linked(reply, _server(interaction)))
         channel = interaction.channel
         sent = None
         if (interaction.is_guild_integration() and _may_reply(interaction)
@@ -440,6 +486,11 @@ def _voted(message: discord.Message | None, tally: dict[str, int],
     return view
 
 
+def _server(interaction: discord.Interaction) -> int | None:
+    """The server the interaction came from, if the bot is installed there."""
+    return interaction.guild_id if interaction.is_guild_integration() else None
+
+
 def _may_reply(interaction: discord.Interaction) -> bool:
     """The bot's own permissions where the interaction came from let it post a reply."""
     perms = interaction.app_permissions
@@ -485,7 +536,8 @@ def _ask(max_question: int) -> app_commands.Command[Any, ..., None]:
         if await bot.refused(interaction):
             return
         reply = await bot.rt.ask(bot.query(interaction, question))
-        await _respond(interaction, render(reply), ephemeral=private)
+        await _respond(interaction, render(await bot.linked(reply, _server(interaction))),
+                       ephemeral=private)
         bot.recorder.question(reply, text=question, platform="discord",
                               user=str(interaction.user.id),
                               channel=str(interaction.channel_id or ""))
@@ -538,7 +590,9 @@ async def topics(interaction: Interaction) -> None:
 @app_commands.allowed_installs(guilds=True, users=True)
 @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
 async def help_(interaction: Interaction) -> None:
-    await _respond(interaction, render(interaction.client.engine.help()), ephemeral=True)
+    bot = interaction.client
+    await _respond(interaction, render(await bot.linked(bot.engine.help(), _server(interaction))),
+                   ephemeral=True)
 
 
 @app_commands.command(description="Reload the knowledge base (careerbot admins)")

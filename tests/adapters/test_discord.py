@@ -41,7 +41,14 @@ from bot.core.models import Source, Suggestion
 from bot.logs import user_ref
 from bot.runtime import Runtime
 from bot.settings import Settings
-from tests.fakes.discord import EPHEMERAL, FakeDiscord, Request
+from tests.fakes.discord import (
+    BOT_PERMISSIONS,
+    EMBED_LINKS,
+    EPHEMERAL,
+    Failure,
+    FakeDiscord,
+    Request,
+)
 
 TOKEN = "MTA.fake-bot-token.for-tests-only"
 WAIT = 5.0
@@ -298,6 +305,45 @@ async def test_ask_careerbot_in_a_thread_replies_in_the_thread(bot: FakeDiscord)
     [reply] = bot.replies_to(target)
     assert reply.path == f"/channels/{D.THREAD_ID}/messages"
     assert data(callback)["flags"] & EPHEMERAL
+
+
+def assert_plain_answer(body: dict[str, Any], title: str) -> None:
+    """An answer as text (no embed), buttons kept, nothing pinging."""
+    assert "embeds" not in body or body["embeds"] == []
+    assert body["content"].startswith(f"**{title}**\n\n**")  # the short answer next
+    assert "**Sources**\n• " in body["content"] and "](https://" in body["content"]  # links
+    assert len(body["content"]) <= 2000
+    assert buttons(body)
+    assert body["allowed_mentions"] == {"parse": []}
+
+
+async def test_without_embed_links_a_mention_is_answered_in_plain_text(bot: FakeDiscord):
+    """The cache knows the channel denies Embed Links: plain text straight away."""
+    reply = await bot.post_message(bot.message("what do MLEs earn?",
+                                               channel_id=D.NO_EMBEDS_CHANNEL_ID))
+    assert reply.path == f"/channels/{D.NO_EMBEDS_CHANNEL_ID}/messages"
+    assert_plain_answer(reply.body, "Salary and compensation: ML engineer")
+    assert reply.body["message_reference"]["fail_if_not_exists"] is False
+    assert len([r for r in bot.requests if r.path.startswith("/channels/")]) == 1
+
+    # and where the cache cannot tell, Discord's 50013 gets the same answer as text
+    bot.fail("channel_message", Failure(403, 50013, "Missing Permissions"))
+    question = bot.message("compare salary", channel_id=910000000000000098)
+    await bot.dispatch("MESSAGE_CREATE", question)
+    refused, again = await bot.wait_for_all(lambda r: r.path.startswith("/channels/9100"
+                                                                          "00000000000098"), 2)
+    assert refused.body["embeds"] and refused.message is None
+    assert again.body["content"].startswith("**Salary and compensation**")
+    assert "• Data scientist: " in again.body["content"]  # the comparison as lines
+    assert again.body["message_reference"]["message_id"] == int(question["id"])
+
+
+async def test_ask_careerbot_without_embed_links_replies_in_plain_text(bot: FakeDiscord):
+    target = bot.message("what do MLEs earn?", mention=False)
+    await bot.interact(bot.message_command(target,
+                                           app_permissions=BOT_PERMISSIONS & ~EMBED_LINKS))
+    [reply] = bot.replies_to(target)
+    assert_plain_answer(reply.body, "Salary and compensation: ML engineer")
 
 
 async def test_discord_markup_is_read_as_what_it_stands_for(bot: FakeDiscord):

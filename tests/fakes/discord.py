@@ -116,6 +116,8 @@ class FakeDiscord:
     ADMIN_ID = 910000000000000011
     OTHER_BOT_ID = 910000000000000012
     THREAD_ID = 910000000000000013  # a thread of CHANNEL_ID, active since the server loaded
+    NO_EMBEDS_CHANNEL_ID = 910000000000000014  # a channel denying everyone Embed Links
+    BOT_ROLE_ID = 910000000000000015  # the bot's own role, made and managed by Discord
 
     def __init__(self, token: str):
         self.token = token
@@ -219,6 +221,12 @@ class FakeDiscord:
         """The first recorded request matching `predicate`, waiting for it if need be."""
         await self._until(lambda: any(map(predicate, self.requests)), timeout)
         return next(r for r in self.requests if predicate(r))
+
+    async def wait_for_all(self, predicate: Callable[[Request], bool], count: int,
+                           timeout: float = 5.0) -> list[Request]:
+        """The first `count` recorded requests matching `predicate`, waiting if need be."""
+        await self._until(lambda: sum(map(predicate, self.requests)) >= count, timeout)
+        return [r for r in self.requests if predicate(r)][:count]
 
     async def wait_ready(self, shards: int = 1, timeout: float = 5.0) -> None:
         """Until `shards` connections have identified and been sent READY."""
@@ -354,9 +362,14 @@ class FakeDiscord:
             member["user"] = who
         return member
 
-    def _channel(self) -> Json:
-        return {"id": str(self.CHANNEL_ID), "type": 0, "guild_id": str(self.GUILD_ID),
-                "name": "general", "position": 0, "permission_overwrites": [], "nsfw": False}
+    def _channel(self, id: int | None = None) -> Json:
+        channel: Json = {"id": str(id or self.CHANNEL_ID), "type": 0,
+                         "guild_id": str(self.GUILD_ID), "name": "general", "position": 0,
+                         "permission_overwrites": [], "nsfw": False}
+        if id == self.NO_EMBEDS_CHANNEL_ID:
+            channel |= {"name": "no-embeds", "permission_overwrites": [
+                {"id": str(self.GUILD_ID), "type": 0, "allow": "0", "deny": str(EMBED_LINKS)}]}
+        return channel
 
     def thread(self) -> Json:
         return {"id": str(self.THREAD_ID), "type": 11, "guild_id": str(self.GUILD_ID),
@@ -367,16 +380,22 @@ class FakeDiscord:
                                     "archive_timestamp": _TIMESTAMP, "locked": False}}
 
     def _guild(self) -> Json:
-        def role(id: int, name: str) -> Json:
+        def role(id: int, name: str, permissions: int = 0, **more: Any) -> Json:
             return {"id": str(id), "name": name, "color": 0, "hoist": False, "position": 0,
-                    "permissions": "0", "managed": False, "mentionable": False, "flags": 0}
+                    "permissions": str(permissions), "managed": False, "mentionable": False,
+                    "flags": 0, **more}
+        # the bot's own member comes with the server, as Discord sends it without any intent
+        me = {**self._member([self.BOT_ROLE_ID]), "user": self.bot}
         return {
             "id": str(self.GUILD_ID), "name": "careerbot tests", "icon": None,
             "owner_id": str(self.ADMIN_ID), "unavailable": False, "large": False,
-            "member_count": 3, "members": [], "presences": [], "voice_states": [],
-            "roles": [role(self.GUILD_ID, "@everyone"), role(self.ADMIN_ROLE_ID, "admins")],
-            "channels": [self._channel()], "threads": [self.thread()], "emojis": [],
-            "stickers": [],
+            "member_count": 3, "members": [me], "presences": [], "voice_states": [],
+            "roles": [role(self.GUILD_ID, "@everyone", BOT_PERMISSIONS),
+                      role(self.ADMIN_ROLE_ID, "admins"),
+                      role(self.BOT_ROLE_ID, "careerbot", managed=True,
+                           tags={"bot_id": str(self.BOT_ID)})],
+            "channels": [self._channel(), self._channel(self.NO_EMBEDS_CHANNEL_ID)],
+            "threads": [self.thread()], "emojis": [], "stickers": [],
             "features": [], "stage_instances": [], "guild_scheduled_events": [],
             "soundboard_sounds": [], "preferred_locale": "en-US", "afk_timeout": 300,
             "verification_level": 0, "default_message_notifications": 0,

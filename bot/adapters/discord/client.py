@@ -88,6 +88,8 @@ _CLOSED = {
     4014: "Discord closed the gateway: disallowed intents (4014). careerbot needs no "
           "privileged intent; if this persists, check the application's Bot page.",
 }
+#: Discord's code for a request the bot lacks a permission for (such as Embed Links)
+_MISSING_PERMISSIONS = 50013
 #: a login that takes longer than this is an unreachable API, not a slow one
 _LOGIN_TIMEOUT = 30.0
 #: Discord's codes for an interaction that can no longer be answered: too late (more than
@@ -238,9 +240,10 @@ class CareerBot(discord.Client):
             reply = await self.rt.ask(Query(
                 text, _conversation(message.channel.id, message.author.id),
                 user=str(message.author.id), platform="discord"))
-            pages = render(await self.linked(reply, message.guild.id if message.guild else None))
+            reply = await self.linked(reply, message.guild.id if message.guild else None)
+            pages = render(reply, embeds=_may_embed(message.channel))
         try:
-            await _post(message.channel, message, pages)
+            await _post(message.channel, message, pages, reply)
         except discord.Forbidden:
             log.warning("no permission to reply in channel %s", message.channel.id)
         if reply is not None:
@@ -263,14 +266,16 @@ class CareerBot(discord.Client):
                 "That message has no text I can answer: try it on a message with a question "
                 "in words, or use /ask."), ephemeral=True)
             return
-        reply = await self.rt.ask(self.query(interaction, text))
-        pages = render(await self.linked(reply, _server(interaction)))
+        reply = await self.linked(await self.rt.ask(self.query(interaction, text)),
+                                  _server(interaction))
+        pages = render(reply)
         channel = interaction.channel
         sent = None
         if (interaction.is_guild_integration() and _may_reply(interaction)
                 and isinstance(channel, discord.abc.Messageable)):
             try:
-                sent = await _post(channel, message, pages)
+                sent = await _post(channel, message, render(
+                    reply, embeds=interaction.app_permissions.embed_links), reply)
             except discord.Forbidden:
                 log.warning("no permission to reply in channel %s", interaction.channel_id)
         if sent is not None:
@@ -499,13 +504,32 @@ def _may_reply(interaction: discord.Interaction) -> bool:
     return perms.view_channel and may_send and perms.read_message_history
 
 
+def _may_embed(channel: discord.abc.Messageable) -> bool:
+    """The bot has Embed Links in `channel`, as far as the cache knows (DMs: always; a
+    channel or member not cached: assumed, and `_post` falls back if Discord says no)."""
+    guild = getattr(channel, "guild", None)
+    me = guild.me if guild is not None else None
+    if me is None or not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+        return True
+    return channel.permissions_for(me).embed_links
+
+
 async def _post(channel: discord.abc.Messageable, question: discord.Message,
-                pages: list[Page]) -> discord.Message:
+                pages: list[Page], reply: Reply | None = None) -> discord.Message:
     """`pages` as messages in `channel`, the first replying to `question` (no ping: the
-    pages' allowed mentions are none); the first message sent."""
+    pages' allowed mentions are none); the first message sent. Refused for want of a
+    permission (50013) with embeds in them, `reply` goes again as plain text: the bot
+    lacked Embed Links where the cache could not tell."""
     first, *rest = pages
-    sent = await channel.send(reference=question.to_reference(fail_if_not_exists=False),
-                              **first.kwargs())
+    try:
+        sent = await channel.send(reference=question.to_reference(fail_if_not_exists=False),
+                                  **first.kwargs())
+    except discord.Forbidden as exc:
+        if exc.code != _MISSING_PERMISSIONS or not first.embeds or reply is None:
+            raise
+        log.info("no Embed Links in channel %s: answering in plain text",
+                 getattr(channel, "id", "?"))
+        return await _post(channel, question, render(reply, embeds=False))
     for page in rest:
         await channel.send(**page.kwargs())
     return sent

@@ -346,6 +346,17 @@ async def test_ask_careerbot_without_embed_links_replies_in_plain_text(bot: Fake
     assert_plain_answer(reply.body, "Salary and compensation: ML engineer")
 
 
+async def test_a_mention_of_the_bots_own_role_counts_as_a_mention(bot: FakeDiscord):
+    reply = await bot.post_message(bot.message("what do MLEs earn?", role=D.BOT_ROLE_ID))
+    assert reply.body["embeds"][0]["title"] == "Salary and compensation: ML engineer"
+    # another role is not the bot: ignored (seen once the next message is answered)
+    other = bot.message("what do MLEs earn?", role=D.ADMIN_ROLE_ID)
+    await bot.dispatch("MESSAGE_CREATE", other)
+    await bot.post_message(bot.message("what do DSs earn?"))
+    assert bot.replies_to(other) == []
+    assert_nothing_pings(bot)
+
+
 async def test_discord_markup_is_read_as_what_it_stands_for(bot: FakeDiscord):
     """Other mentions, a role, a channel, an emoji, a masked link: the question stays."""
     reply = await bot.post_message(bot.message(

@@ -307,7 +307,8 @@ class FakeDiscord:
                                  dm=message["channel_id"] == str(self.DM_CHANNEL_ID))
 
     def message(self, text: str, *, author_id: int | None = None, bot: bool = False,
-                dm: bool = False, mention: bool = True, channel_id: int | None = None) -> Json:
+                dm: bool = False, mention: bool = True, channel_id: int | None = None,
+                role: int | None = None) -> Json:
         """A message from a user: in the server channel (or `channel_id`, such as
         THREAD_ID) mentioning the bot, or a DM."""
         author = user(author_id or self.USER_ID, "asker", bot=bot)
@@ -319,6 +320,9 @@ class FakeDiscord:
             "mentions": [self.bot] if mention and not dm else [], "mention_roles": [],
             "attachments": [], "embeds": [], "components": [], "pinned": False, "flags": 0,
         }
+        if role is not None:  # a role mention in place of the bot's
+            payload |= {"content": f"<@&{role}> {text}", "mentions": [],
+                        "mention_roles": [str(role)]}
         if not dm:
             payload["guild_id"] = str(self.GUILD_ID)
             payload["member"] = self._member([])

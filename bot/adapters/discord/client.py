@@ -117,6 +117,13 @@ def _intents() -> discord.Intents:
     return intents
 
 
+def _addressed(message: discord.Message, me: discord.ClientUser) -> bool:
+    """The message mentions the bot, or its own role (the one Discord made for it, which
+    Discord's autocomplete offers beside the bot when someone types @careerbot)."""
+    own = message.guild.self_role if message.guild is not None else None
+    return me in message.mentions or (own is not None and own in message.role_mentions)
+
+
 def _conversation(channel_id: int | None, user_id: int) -> str:
     """Follow-up context is kept per channel (or DM) and user."""
     return f"discord:{channel_id}:{user_id}"
@@ -223,7 +230,7 @@ class CareerBot(discord.Client):
         me = self.user
         if me is None or message.author.bot:  # other bots, webhooks and ourselves
             return
-        if not isinstance(message.channel, discord.DMChannel) and me not in message.mentions:
+        if not isinstance(message.channel, discord.DMChannel) and not _addressed(message, me):
             return
         self.rt.track()
         text = _question(message.content)  # an empty mention gets the help

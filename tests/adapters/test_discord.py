@@ -454,6 +454,21 @@ async def test_follow_up_button_answers_its_topic_and_keeps_context(bot: FakeDis
     assert follow_up.body["embeds"][0]["title"] == "Career path and seniority: Data scientist"
 
 
+async def test_someone_elses_follow_up_button_answers_only_them(bot: FakeDiscord):
+    """The asker's press is public, as their answer was; anyone else's is answered to them
+    alone, and the asker's message is left as it was (no edit)."""
+    answer = await bot.interact(bot.slash("ask", question="what do MLEs earn?"))
+    mention = await bot.post_message(bot.message("what do data scientists earn?"))
+    for asked in (answer, mention):
+        custom_id = buttons(asked.body.get("data", asked.body))[0]["custom_id"]
+        theirs = await bot.interact(bot.press(asked, custom_id, user_id=D.ADMIN_ID))
+        assert theirs.body["type"] == 4 and data(theirs)["flags"] & EPHEMERAL
+        assert data(theirs)["embeds"][0]["title"].startswith("Career path")
+        own = await bot.interact(bot.press(asked, custom_id))
+        assert own.body["type"] == 4 and not data(own).get("flags", 0) & EPHEMERAL
+    assert not any(r.method == "PATCH" for r in bot.requests)
+
+
 async def test_follow_up_from_an_ephemeral_message_stays_ephemeral(bot: FakeDiscord):
     help_ = await bot.interact(bot.slash("help"))
     custom_id = buttons(data(help_))[0]["custom_id"]

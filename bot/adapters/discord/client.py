@@ -124,6 +124,15 @@ def _addressed(message: discord.Message, me: discord.ClientUser) -> bool:
     return me in message.mentions or (own is not None and own in message.role_mentions)
 
 
+def _asker(message: discord.Message) -> int | None:
+    """Who the bot's `message` answers: who used the command or button it answers, or
+    the author of the message it replies to; None when it does not say (a later page)."""
+    if message.interaction_metadata is not None:
+        return message.interaction_metadata.user.id
+    replied = message.reference.resolved if message.reference is not None else None
+    return replied.author.id if isinstance(replied, discord.Message) else None
+
+
 def _conversation(channel_id: int | None, user_id: int) -> str:
     """Follow-up context is kept per channel (or DM) and user."""
     return f"discord:{channel_id}:{user_id}"
@@ -336,7 +345,10 @@ class CareerBot(discord.Client):
             return
         reply = self.engine.topic_reply(topic, role)
         await self.remember(interaction, reply)
-        ephemeral = interaction.message is not None and interaction.message.flags.ephemeral
+        # someone else's answer: theirs stays as it was, and only the presser sees this
+        message = interaction.message
+        ephemeral = message is not None and (message.flags.ephemeral
+                                             or _asker(message) != interaction.user.id)
         await _respond(interaction, render(reply), ephemeral=ephemeral)
 
     async def record_vote(self, interaction: discord.Interaction, topic: str, role: Role,

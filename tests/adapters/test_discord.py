@@ -814,6 +814,35 @@ async def test_cli_sync_commands(discord: FakeDiscord, tmp_path: Path):
     assert "Discord refused the commands (403): Missing Access" in err
     assert "Traceback" not in err
 
+async def test_cli_sync_commands_clear_and_duplicates(discord: FakeDiscord, tmp_path: Path):
+    """Commands both on a server and global show twice there: each sync says so, naming
+    the way out; --clear empties the global set or the server's (PUT [])."""
+    guild = ("--guild", str(D.GUILD_ID))
+    code, _, err = await careerbot(discord, tmp_path, "discord", "sync-commands", *guild)
+    assert code == 0 and "warning" not in err  # nothing global yet
+    code, _, err = await careerbot(discord, tmp_path, "discord", "sync-commands")
+    assert code == 0
+    assert (f"warning: server {D.GUILD_ID} shows these twice, as they are registered to it "
+            'too: /ask, /compare, /topics, /help, /reload, /stats, "Ask careerbot" (on a '
+            "message)") in err
+    assert f"sync-commands --guild {D.GUILD_ID} --clear" in err
+    code, _, err = await careerbot(discord, tmp_path, "discord", "sync-commands", *guild)
+    assert f"server {D.GUILD_ID} shows these twice, as they are registered globally" in err
+
+    code, out, err = await careerbot(discord, tmp_path, "discord", "sync-commands", *guild,
+                                     "--clear")
+    assert code == 0 and out.startswith(f"Removed careerbot's commands from server {D.GUILD_ID}")
+    assert discord.commands[D.GUILD_ID] == [] and len(discord.commands[None]) == 7
+    assert "warning" not in err
+    code, out, err = await careerbot(discord, tmp_path, "discord", "sync-commands", "--clear")
+    assert code == 0 and out.startswith("Removed careerbot's global commands")
+    assert discord.commands[None] == []
+    clears = [r for r in discord.requests if r.method == "PUT" and r.body == []]
+    assert [r.path for r in clears] == [
+        f"/applications/{D.APP_ID}/guilds/{D.GUILD_ID}/commands",
+        f"/applications/{D.APP_ID}/commands"]
+
+
 async def test_serve_process_end_to_end(discord: FakeDiscord, tmp_path: Path):
     async def ask() -> None:
         await discord.wait_ready(timeout=30)

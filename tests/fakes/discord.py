@@ -152,6 +152,7 @@ class FakeDiscord:
                 ("GET", r"/users/@me", True, self._me),
                 ("GET", r"/oauth2/applications/@me", True, self._application),
                 ("GET", r"/gateway/bot", True, self._gateway_bot),
+                ("GET", r"/users/@me/guilds", True, self._guilds),
                 ("PUT", r"/applications/(?P<app>\d+)(/guilds/(?P<guild>\d+))?/commands", True,
                  self._sync_commands),
                 ("GET", r"/applications/(?P<app>\d+)(/guilds/(?P<guild>\d+))?/commands", True,
@@ -472,6 +473,10 @@ class FakeDiscord:
                 "bot_public": True, "bot_require_code_grant": False, "verify_key": "0" * 64,
                 "owner": user(self.ADMIN_ID, "owner"), "flags": 0, "team": None,
                 "interactions_endpoint_url": None}, None
+
+    def _guilds(self, body: None) -> tuple[list[Json], None]:
+        return [{"id": str(self.GUILD_ID), "name": "careerbot tests", "icon": None,
+                 "owner": False, "permissions": str(BOT_PERMISSIONS), "features": []}], None
 
     def _gateway_bot(self, body: None) -> tuple[Json, None]:
         return {"url": self.gateway_url, "shards": 1, "session_start_limit": {

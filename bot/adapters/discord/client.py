@@ -740,28 +740,77 @@ def _reason(exc: BaseException) -> str:
     return os.strerror(number) if number else str(exc)
 
 
-async def sync_commands(settings: Settings,
-                        guild_id: int | None = None) -> list[app_commands.AppCommand]:
-    """Register the slash commands globally, or to one server (instantly, for testing)."""
+#: servers whose own commands a global sync looks at for duplicates (one request each)
+_SERVERS_CHECKED = 25
+
+
+async def sync_commands(settings: Settings, guild_id: int | None = None, *,
+                        clear: bool = False,
+                        warnings: list[str] | None = None) -> list[app_commands.AppCommand]:
+    """Register the commands globally, or to one server (instantly, for testing); with
+    `clear`, remove them there instead. Where a server would show the same command twice
+    (registered to it and globally), a sentence saying so is added to `warnings`."""
     _check_token(settings)
     use_endpoints(settings)
     async with discord.Client(intents=_intents()) as client:
         tree = app_commands.CommandTree(client)
-        _add_commands(tree, settings)
+        if not clear:
+            _add_commands(tree, settings)
         try:
             await client.login(settings.discord_token)
         except discord.LoginFailure:
             raise ConfigurationError(_BAD_TOKEN) from None
         guild = discord.Object(guild_id) if guild_id else None
-        if guild is not None:
+        if guild is not None and not clear:
             tree.copy_global_to(guild=guild)
-        return await tree.sync(guild=guild)
+        synced = await tree.sync(guild=guild)
+        if synced and warnings is not None:
+            warnings += await _duplicates(client, tree, synced, guild_id)
+        return synced
 
 
-def sync_commands_cli(settings: Settings, guild_id: int | None = None) -> int:
-    """`careerbot discord sync-commands [--guild ID]`: a deliberate step, not on every start."""
+async def _duplicates(client: discord.Client, tree: app_commands.CommandTree[Any],
+                      synced: list[app_commands.AppCommand], guild_id: int | None) -> list[str]:
+    """Where `synced` (to `guild_id`, or global) and the other kind both register a name."""
+    names = {c.name for c in synced}
+
+    def twice(other: list[app_commands.AppCommand]) -> str:
+        return ", ".join(_shown(c) for c in other if c.name in names)
+    if guild_id is not None:
+        shown = twice(await tree.fetch_commands())
+        return [f"server {guild_id} shows these twice, as they are registered globally too: "
+                f"{shown}. Remove one set: `careerbot discord sync-commands --guild "
+                f"{guild_id} --clear` (once you are done testing) or `sync-commands --clear` "
+                "(the global ones)."] if shown else []
+    found = []
+    guilds = [g async for g in client.fetch_guilds(limit=_SERVERS_CHECKED + 1)]
+    for server in guilds[:_SERVERS_CHECKED]:
+        try:
+            shown = twice(await tree.fetch_commands(guild=server))
+        except discord.HTTPException:  # commands not ours to read there
+            continue
+        if shown:
+            found.append(f"server {server.id} shows these twice, as they are registered to "
+                         f"it too: {shown}. Remove its own: `careerbot discord sync-commands "
+                         f"--guild {server.id} --clear`.")
+    if len(guilds) > _SERVERS_CHECKED:
+        found.append(f"only the first {_SERVERS_CHECKED} servers were checked for commands "
+                     "registered to them as well as globally.")
+    return found
+
+
+def _shown(command: app_commands.AppCommand) -> str:
+    return (f"/{command.name}" if command.type is discord.AppCommandType.chat_input
+            else f'"{command.name}" (on a message)')
+
+
+def sync_commands_cli(settings: Settings, guild_id: int | None = None,
+                      clear: bool = False) -> int:
+    """`careerbot discord sync-commands [--guild ID] [--clear]`: a deliberate step, not on
+    every start."""
+    warnings: list[str] = []
     try:
-        synced = asyncio.run(sync_commands(settings, guild_id))
+        synced = asyncio.run(sync_commands(settings, guild_id, clear=clear, warnings=warnings))
     except ConfigurationError as exc:
         print(f"careerbot: {exc}", file=sys.stderr)
         return 2
@@ -769,9 +818,15 @@ def sync_commands_cli(settings: Settings, guild_id: int | None = None) -> int:
         print(f"careerbot: Discord refused the commands ({exc.status}): {exc.text}",
               file=sys.stderr)
         return 1
-    names = ", ".join(f"/{c.name}" if c.type is discord.AppCommandType.chat_input
-                      else f'"{c.name}" (on a message)' for c in synced)
+    if clear:
+        print(f"Removed careerbot's commands from server {guild_id}." if guild_id else
+              "Removed careerbot's global commands (Discord can take up to an hour to stop "
+              "showing them everywhere).")
+        return 0
+    names = ", ".join(map(_shown, synced))
     where = (f"to server {guild_id} (available now)" if guild_id else
              "globally (Discord can take up to an hour to show them everywhere)")
     print(f"Registered {len(synced)} commands {where}: {names}")
+    for warning in warnings:
+        print(f"careerbot: warning: {warning}", file=sys.stderr)
     return 0

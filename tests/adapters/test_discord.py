@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import sys
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -773,6 +774,54 @@ async def test_a_user_install_answers_in_a_server_without_the_bot(bot: FakeDisco
     ask |= {"authorizing_integration_owners": {"1": str(D.USER_ID)}, "app_permissions": "0"}
     callback = await bot.interact(ask)
     assert data(callback)["embeds"][0]["title"] == "Salary and compensation: ML engineer"
+
+
+#: Discord's limits on application commands (the docs' "Application Commands" page)
+_CHAT_NAME = re.compile(r"[-_a-z0-9]{1,32}")  # the ASCII part of Discord's pattern; lowercase
+
+
+def _characters(command: dict[str, Any]) -> int:
+    """What Discord counts against its 4,000: name, description and value properties of the
+    command, its options and their choices."""
+    def of(item: dict[str, Any]) -> int:
+        return (len(item.get("name", "")) + len(item.get("description", ""))
+                + len(str(item.get("value", "")))
+                + sum(of(option) for option in item.get("options", []))
+                + sum(of(choice) for choice in item.get("choices", [])))
+    return of(command)
+
+
+@pytest.mark.parametrize("max_chars", [100, 2000, 4000])
+async def test_synced_commands_keep_discords_limits(discord: FakeDiscord, max_chars: int):
+    settings = replace(settings_for(discord), match=replace(Settings().match,
+                                                            max_message_chars=max_chars))
+    await sync_commands(settings)
+    put = await discord.wait_for(lambda r: r.path == f"/applications/{D.APP_ID}/commands")
+    chat = [c for c in put.body if c.get("type", 1) == 1]
+    menus = [c for c in put.body if c.get("type") == 3]
+    assert 0 < len(chat) <= 100 and 0 < len(menus) <= 5
+    assert len({(c.get("type", 1), c["name"]) for c in put.body}) == len(put.body)
+    for command in chat:
+        assert _CHAT_NAME.fullmatch(command["name"]), command["name"]
+        assert 1 <= len(command["description"]) <= 100, command["name"]
+        options = command.get("options", [])
+        assert len(options) <= 25
+        required = [o.get("required", False) for o in options]
+        assert required == sorted(required, reverse=True)  # required ones first
+        for option in options:
+            assert _CHAT_NAME.fullmatch(option["name"]), option["name"]
+            assert 1 <= len(option["description"]) <= 100, option["name"]
+            assert len(option.get("choices", [])) <= 25
+            assert all(1 <= len(c["name"]) <= 100 for c in option.get("choices", []))
+            if option["type"] == 3:
+                assert 0 <= option.get("min_length", 0) <= option.get("max_length", 6000)
+                assert option.get("max_length", 6000) <= 6000
+        assert _characters(command) <= 4000, command["name"]
+    for menu in menus:
+        assert 1 <= len(menu["name"]) <= 32 and menu["name"].strip() == menu["name"]
+        assert menu.get("description", "") == ""  # a context menu has none
+        assert "options" not in menu or menu["options"] == []
+        assert _characters(menu) <= 4000
 
 
 async def careerbot(fake: FakeDiscord, cwd: Path, *args: str, token: str = TOKEN,

@@ -173,9 +173,9 @@ class CareerBot(discord.Client):
                 guild=discord.Object(guild_id) if guild_id else None)
             ids = {c.name: c.id for c in registered
                    if c.type is discord.AppCommandType.chat_input}
-        except discord.HTTPException as exc:
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
             log.warning("could not fetch the registered commands (%s): /help names them "
-                        "without links", exc.status)
+                        "without links", getattr(exc, "status", type(exc).__name__))
         self._command_ids[guild_id] = (time.monotonic(), ids)
         return ids
 

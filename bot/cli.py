@@ -218,7 +218,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_discord_sync(args: argparse.Namespace, settings: Settings) -> int:
     from bot.adapters.discord.client import sync_commands_cli
 
-    return sync_commands_cli(settings, guild_id=args.guild)
+    return sync_commands_cli(settings, guild_id=args.guild, clear=args.clear)
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
@@ -311,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = dsub.add_parser("sync-commands", help="register the slash commands with Discord")
     d.add_argument("--guild", type=int, default=None,
                    help="register to one server (instant) instead of globally")
+    d.add_argument("--clear", action="store_true",
+                   help="remove the registered commands (global, or the server's with --guild)")
     d.set_defaults(func=cmd_discord_sync)
     return parser
 

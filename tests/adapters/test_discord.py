@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import sys
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -41,7 +42,14 @@ from bot.core.models import Source, Suggestion
 from bot.logs import user_ref
 from bot.runtime import Runtime
 from bot.settings import Settings
-from tests.fakes.discord import EPHEMERAL, FakeDiscord, Request
+from tests.fakes.discord import (
+    BOT_PERMISSIONS,
+    EMBED_LINKS,
+    EPHEMERAL,
+    Failure,
+    FakeDiscord,
+    Request,
+)
 
 TOKEN = "MTA.fake-bot-token.for-tests-only"
 WAIT = 5.0
@@ -146,6 +154,34 @@ async def test_an_answer_opens_with_its_short_answer_in_bold(bot: FakeDiscord,
     assert details.startswith("An ML engineer in the US earns")
 
 
+async def test_ask_privately_answers_only_to_the_asker(bot: FakeDiscord):
+    private = data(await bot.interact(bot.slash("ask", question="what do MLEs earn?",
+                                                private=True)))
+    assert private["flags"] & EPHEMERAL
+    assert private["embeds"][0]["title"] == "Salary and compensation: ML engineer"
+    public = data(await bot.interact(bot.slash("ask", question="what do MLEs earn?",
+                                               private=False)))
+    assert not public.get("flags", 0) & EPHEMERAL
+
+
+@pytest.mark.parametrize("limit", [500, 2000, 4000])
+async def test_the_question_box_stops_where_the_engine_stops_reading(discord: FakeDiscord,
+                                                                     limit: int):
+    """The synced max_length is CAREERBOT_MAX_MESSAGE_CHARS, the engine's own limit."""
+    settings = replace(settings_for(discord), match=replace(Settings().match,
+                                                            max_message_chars=limit))
+    assert settings.max_message_chars == limit
+    await sync_commands(settings)
+    put = await discord.wait_for(lambda r: r.path == f"/applications/{D.APP_ID}/commands")
+    [ask] = [c for c in put.body if c["name"] == "ask"]
+    question, private = ask["options"]
+    assert (question["name"], question["min_length"], question["max_length"]) == (
+        "question", 1, limit)
+    assert question["required"] is True
+    assert private == {"name": "private", "type": 5, "required": False,
+                       "description": "Answer only to me (no one else sees it)"}
+
+
 async def test_too_long_question_gets_a_polite_reply(bot: FakeDiscord):
     callback = await bot.interact(bot.slash("ask", question="why " * 600))
     assert data(callback)["embeds"][0]["title"] == "That's a long message"
@@ -204,6 +240,28 @@ async def test_topics_and_help_are_ephemeral(bot: FakeDiscord):
     assert help_["embeds"][0]["title"] == "How to use careerbot"
 
 
+async def test_help_links_the_commands_once_they_are_registered(discord: FakeDiscord,
+                                                                 engine: Engine):
+    """Before `sync-commands`, /help names `/compare`; after, it is a clickable
+    </compare:ID> with the id Discord gave it (a server's own commands, or the global)."""
+    async with serving(engine, settings_for(discord), discord):
+        before = data(await discord.interact(discord.slash("help")))
+    assert "`/compare <aspect>`" in before["embeds"][0]["description"]
+
+    for guild in (D.GUILD_ID, None):
+        discord.commands.clear()
+        synced = {c.name: c.id for c in await sync_commands(settings_for(discord),
+                                                             guild_id=guild)}
+        async with serving(engine, settings_for(discord), discord):
+            help_ = data(await discord.interact(discord.slash("help")))
+            mention = await discord.post_message(discord.message("help"))
+        for description in (help_["embeds"][0]["description"],
+                            mention.body["embeds"][0]["description"]):
+            assert f"</compare:{synced['compare']}> `<aspect>`" in description
+            assert f"</topics:{synced['topics']}>" in description
+            assert "`/compare" not in description
+
+
 # ---------------------------------------------------------------------- mentions and DMs
 
 
@@ -219,6 +277,84 @@ async def test_mention_is_answered_as_a_reply_with_follow_up_context(bot: FakeDi
     # context is per channel and user: someone else's "what about" has none
     other = await bot.post_message(bot.message("what about MLEs?", author_id=D.ADMIN_ID))
     assert other.body["embeds"][0]["title"] != "Salary and compensation: ML engineer"
+    assert_nothing_pings(bot)
+
+
+@pytest.mark.parametrize("thread", [D.THREAD_ID, 910000000000000099],
+                         ids=["known thread", "thread the bot has not seen"])
+async def test_a_mention_in_a_thread_is_answered_in_that_thread(bot: FakeDiscord, thread: int):
+    """Replies stay in the thread (the channel's own chatter untouched), and so does the
+    follow-up context: the thread's, not the channel's."""
+    first = await bot.post_message(bot.message("what do data scientists earn?",
+                                                channel_id=thread))
+    assert first.path == f"/channels/{thread}/messages"
+    assert first.body["embeds"][0]["title"] == "Salary and compensation: Data scientist"
+    follow_up = await bot.post_message(bot.message("what about MLEs?", channel_id=thread))
+    assert follow_up.path == f"/channels/{thread}/messages"
+    assert follow_up.body["embeds"][0]["title"] == "Salary and compensation: ML engineer"
+    elsewhere = await bot.post_message(bot.message("what about MLEs?"))
+    assert elsewhere.body["embeds"][0]["title"] != "Salary and compensation: ML engineer"
+    assert not any(r.path == f"/channels/{D.CHANNEL_ID}/messages" and r is not elsewhere
+                   for r in bot.requests)
+
+
+async def test_ask_careerbot_in_a_thread_replies_in_the_thread(bot: FakeDiscord):
+    target = bot.message("what do MLEs earn?", mention=False, channel_id=D.THREAD_ID)
+    used = bot.message_command(target) | {"channel_id": str(D.THREAD_ID),
+                                          "channel": bot.thread()}
+    callback = await bot.interact(used)
+    [reply] = bot.replies_to(target)
+    assert reply.path == f"/channels/{D.THREAD_ID}/messages"
+    assert data(callback)["flags"] & EPHEMERAL
+
+
+def assert_plain_answer(body: dict[str, Any], title: str) -> None:
+    """An answer as text (no embed), buttons kept, nothing pinging."""
+    assert "embeds" not in body or body["embeds"] == []
+    assert body["content"].startswith(f"**{title}**\n\n**")  # the short answer next
+    assert "**Sources**\n• " in body["content"] and "](https://" in body["content"]  # links
+    assert len(body["content"]) <= 2000
+    assert buttons(body)
+    assert body["allowed_mentions"] == {"parse": []}
+
+
+async def test_without_embed_links_a_mention_is_answered_in_plain_text(bot: FakeDiscord):
+    """The cache knows the channel denies Embed Links: plain text straight away."""
+    reply = await bot.post_message(bot.message("what do MLEs earn?",
+                                               channel_id=D.NO_EMBEDS_CHANNEL_ID))
+    assert reply.path == f"/channels/{D.NO_EMBEDS_CHANNEL_ID}/messages"
+    assert_plain_answer(reply.body, "Salary and compensation: ML engineer")
+    assert reply.body["message_reference"]["fail_if_not_exists"] is False
+    assert len([r for r in bot.requests if r.path.startswith("/channels/")]) == 1
+
+    # and where the cache cannot tell, Discord's 50013 gets the same answer as text
+    bot.fail("channel_message", Failure(403, 50013, "Missing Permissions"))
+    question = bot.message("compare salary", channel_id=910000000000000098)
+    await bot.dispatch("MESSAGE_CREATE", question)
+    refused, again = await bot.wait_for_all(lambda r: r.path.startswith("/channels/9100"
+                                                                          "00000000000098"), 2)
+    assert refused.body["embeds"] and refused.message is None
+    assert again.body["content"].startswith("**Salary and compensation**")
+    assert "• Data scientist: " in again.body["content"]  # the comparison as lines
+    assert again.body["message_reference"]["message_id"] == int(question["id"])
+
+
+async def test_ask_careerbot_without_embed_links_replies_in_plain_text(bot: FakeDiscord):
+    target = bot.message("what do MLEs earn?", mention=False)
+    await bot.interact(bot.message_command(target,
+                                           app_permissions=BOT_PERMISSIONS & ~EMBED_LINKS))
+    [reply] = bot.replies_to(target)
+    assert_plain_answer(reply.body, "Salary and compensation: ML engineer")
+
+
+async def test_a_mention_of_the_bots_own_role_counts_as_a_mention(bot: FakeDiscord):
+    reply = await bot.post_message(bot.message("what do MLEs earn?", role=D.BOT_ROLE_ID))
+    assert reply.body["embeds"][0]["title"] == "Salary and compensation: ML engineer"
+    # another role is not the bot: ignored (seen once the next message is answered)
+    other = bot.message("what do MLEs earn?", role=D.ADMIN_ROLE_ID)
+    await bot.dispatch("MESSAGE_CREATE", other)
+    await bot.post_message(bot.message("what do DSs earn?"))
+    assert bot.replies_to(other) == []
     assert_nothing_pings(bot)
 
 
@@ -265,6 +401,47 @@ async def test_nothing_the_bot_sends_can_ping(bot: FakeDiscord):
     assert_nothing_pings(bot)
 
 
+# ------------------------------------------------------ "Ask careerbot" on a message
+
+
+async def test_ask_careerbot_on_a_message_replies_to_it_without_a_ping(bot: FakeDiscord):
+    target = bot.message("what do MLEs earn?", author_id=D.ADMIN_ID, mention=False)
+    used = bot.message_command(target)
+    callback = await bot.interact(used)
+    [reply] = bot.replies_to(target)
+    assert reply.path == f"/channels/{D.CHANNEL_ID}/messages"
+    assert reply.body["message_reference"]["message_id"] == int(target["id"])
+    assert reply.body["embeds"][0]["title"] == "Salary and compensation: ML engineer"
+    # no ping, not even of the author replied to (Discord's default when not asked for)
+    assert reply.body["allowed_mentions"] == {"parse": []}
+    # the user who used the menu is told where the answer is, privately
+    assert data(callback)["flags"] & EPHEMERAL
+    assert reply.message is not None
+    assert data(callback)["content"].endswith(
+        f"/channels/{D.GUILD_ID}/{D.CHANNEL_ID}/{reply.message['id']}")
+    assert_nothing_pings(bot)
+
+
+async def test_ask_careerbot_where_the_bot_cannot_post_answers_the_interaction(bot: FakeDiscord):
+    """A user install (the bot is no member there), or no permission to send: the answer is
+    the interaction's own, public, and nothing is posted in the channel."""
+    for how in ({"user_install": True}, {"app_permissions": 0}):
+        target = bot.message("do data scientists need a degree?", mention=False)
+        callback = await bot.interact(bot.message_command(target, **how))
+        assert not data(callback).get("flags", 0) & EPHEMERAL
+        assert data(callback)["embeds"][0]["title"].startswith("Education")
+        assert bot.replies_to(target) == []
+    assert not any(r.path.startswith("/channels/") for r in bot.requests)
+
+
+async def test_ask_careerbot_on_a_message_without_words_is_a_private_notice(bot: FakeDiscord):
+    target = bot.message("<:kek:1234> https://example.com/cat.gif", mention=False)
+    callback = await bot.interact(bot.message_command(target))
+    assert data(callback)["flags"] & EPHEMERAL
+    assert "no text I can answer" in data(callback)["content"]
+    assert bot.replies_to(target) == []
+
+
 # ---------------------------------------------------------------------- buttons
 
 
@@ -276,6 +453,21 @@ async def test_follow_up_button_answers_its_topic_and_keeps_context(bot: FakeDis
 
     follow_up = await bot.post_message(bot.message("and for data scientists?"))
     assert follow_up.body["embeds"][0]["title"] == "Career path and seniority: Data scientist"
+
+
+async def test_someone_elses_follow_up_button_answers_only_them(bot: FakeDiscord):
+    """The asker's press is public, as their answer was; anyone else's is answered to them
+    alone, and the asker's message is left as it was (no edit)."""
+    answer = await bot.interact(bot.slash("ask", question="what do MLEs earn?"))
+    mention = await bot.post_message(bot.message("what do data scientists earn?"))
+    for asked in (answer, mention):
+        custom_id = buttons(asked.body.get("data", asked.body))[0]["custom_id"]
+        theirs = await bot.interact(bot.press(asked, custom_id, user_id=D.ADMIN_ID))
+        assert theirs.body["type"] == 4 and data(theirs)["flags"] & EPHEMERAL
+        assert data(theirs)["embeds"][0]["title"].startswith("Career path")
+        own = await bot.interact(bot.press(asked, custom_id))
+        assert own.body["type"] == 4 and not data(own).get("flags", 0) & EPHEMERAL
+    assert not any(r.method == "PATCH" for r in bot.requests)
 
 
 async def test_follow_up_from_an_ephemeral_message_stays_ephemeral(bot: FakeDiscord):
@@ -539,22 +731,97 @@ async def test_wrong_or_missing_token_is_a_clear_configuration_error(discord: Fa
 
 async def test_sync_commands_to_a_guild_and_globally(discord: FakeDiscord):
     synced = await sync_commands(settings_for(discord), guild_id=D.GUILD_ID)
-    assert [c.name for c in synced] == ["ask", "compare", "topics", "help", "reload", "stats"]
+    assert [c.name for c in synced] == ["ask", "compare", "topics", "help", "reload", "stats",
+                                        "Ask careerbot"]
     put = await discord.wait_for(
         lambda r: r.path == f"/applications/{D.APP_ID}/guilds/{D.GUILD_ID}/commands")
     commands = {c["name"]: c for c in put.body}
+    assert commands["Ask careerbot"]["type"] == 3  # on a message's Apps menu
     assert int(commands["reload"]["default_member_permissions"]) == 32  # Manage Server
     assert commands["reload"]["contexts"] == [0]  # servers only
     assert int(commands["stats"]["default_member_permissions"]) == 32
     assert commands["stats"]["contexts"] == [0]
     [aspect] = commands["compare"]["options"]
     assert aspect["autocomplete"] is True and aspect["max_length"] == 100
-    [question] = commands["ask"]["options"]
+    question, _private = commands["ask"]["options"]
     assert question["required"] is True and question["max_length"] == 2000
 
     await sync_commands(settings_for(discord))
     await discord.wait_for(lambda r: r.path == f"/applications/{D.APP_ID}/commands")
     assert not any(r.path.startswith("/interactions") for r in discord.requests)
+
+
+async def test_everyones_commands_install_to_users_and_admin_ones_stay_in_servers(
+        discord: FakeDiscord):
+    """integration_types 0 (server) and 1 (user); contexts 0 (server), 1 (DM with the
+    bot), 2 (group DMs and DMs between others): the commands JSON as synced."""
+    await sync_commands(settings_for(discord))
+    put = await discord.wait_for(lambda r: r.path == f"/applications/{D.APP_ID}/commands")
+    commands = {c["name"]: c for c in put.body}
+    for name in ("ask", "compare", "topics", "help", "Ask careerbot"):
+        assert commands[name]["integration_types"] == [0, 1], name
+        assert commands[name]["contexts"] == [0, 1, 2], name
+        assert commands[name].get("default_member_permissions") is None, name
+    for name in ("reload", "stats"):
+        assert commands[name]["integration_types"] == [0], name
+        assert commands[name]["contexts"] == [0], name
+
+
+async def test_a_user_install_answers_in_a_server_without_the_bot(bot: FakeDiscord):
+    """Used from a user's own install, where the bot is no member: the answer is the
+    interaction's, as anywhere."""
+    ask = bot.slash("ask", question="what do MLEs earn?")
+    ask |= {"authorizing_integration_owners": {"1": str(D.USER_ID)}, "app_permissions": "0"}
+    callback = await bot.interact(ask)
+    assert data(callback)["embeds"][0]["title"] == "Salary and compensation: ML engineer"
+
+
+#: Discord's limits on application commands (the docs' "Application Commands" page)
+_CHAT_NAME = re.compile(r"[-_a-z0-9]{1,32}")  # the ASCII part of Discord's pattern; lowercase
+
+
+def _characters(command: dict[str, Any]) -> int:
+    """What Discord counts against its 4,000: name, description and value properties of the
+    command, its options and their choices."""
+    def of(item: dict[str, Any]) -> int:
+        return (len(item.get("name", "")) + len(item.get("description", ""))
+                + len(str(item.get("value", "")))
+                + sum(of(option) for option in item.get("options", []))
+                + sum(of(choice) for choice in item.get("choices", [])))
+    return of(command)
+
+
+@pytest.mark.parametrize("max_chars", [100, 2000, 4000])
+async def test_synced_commands_keep_discords_limits(discord: FakeDiscord, max_chars: int):
+    settings = replace(settings_for(discord), match=replace(Settings().match,
+                                                            max_message_chars=max_chars))
+    await sync_commands(settings)
+    put = await discord.wait_for(lambda r: r.path == f"/applications/{D.APP_ID}/commands")
+    chat = [c for c in put.body if c.get("type", 1) == 1]
+    menus = [c for c in put.body if c.get("type") == 3]
+    assert 0 < len(chat) <= 100 and 0 < len(menus) <= 5
+    assert len({(c.get("type", 1), c["name"]) for c in put.body}) == len(put.body)
+    for command in chat:
+        assert _CHAT_NAME.fullmatch(command["name"]), command["name"]
+        assert 1 <= len(command["description"]) <= 100, command["name"]
+        options = command.get("options", [])
+        assert len(options) <= 25
+        required = [o.get("required", False) for o in options]
+        assert required == sorted(required, reverse=True)  # required ones first
+        for option in options:
+            assert _CHAT_NAME.fullmatch(option["name"]), option["name"]
+            assert 1 <= len(option["description"]) <= 100, option["name"]
+            assert len(option.get("choices", [])) <= 25
+            assert all(1 <= len(c["name"]) <= 100 for c in option.get("choices", []))
+            if option["type"] == 3:
+                assert 0 <= option.get("min_length", 0) <= option.get("max_length", 6000)
+                assert option.get("max_length", 6000) <= 6000
+        assert _characters(command) <= 4000, command["name"]
+    for menu in menus:
+        assert 1 <= len(menu["name"]) <= 32 and menu["name"].strip() == menu["name"]
+        assert menu.get("description", "") == ""  # a context menu has none
+        assert "options" not in menu or menu["options"] == []
+        assert _characters(menu) <= 4000
 
 
 async def careerbot(fake: FakeDiscord, cwd: Path, *args: str, token: str = TOKEN,
@@ -587,13 +854,43 @@ async def test_cli_sync_commands(discord: FakeDiscord, tmp_path: Path):
     code, out, err = await careerbot(discord, tmp_path, "discord", "sync-commands", "--guild",
                                      str(D.GUILD_ID))
     assert code == 0, err
-    assert out.startswith(f"Registered 6 commands to server {D.GUILD_ID}")
+    assert out.startswith(f"Registered 7 commands to server {D.GUILD_ID}")
+    assert out.rstrip().endswith('/stats, "Ask careerbot" (on a message)')
 
     code, out, err = await careerbot(discord, tmp_path, "discord", "sync-commands", "--guild",
                                      "1234")
     assert code == 1
     assert "Discord refused the commands (403): Missing Access" in err
     assert "Traceback" not in err
+
+async def test_cli_sync_commands_clear_and_duplicates(discord: FakeDiscord, tmp_path: Path):
+    """Commands both on a server and global show twice there: each sync says so, naming
+    the way out; --clear empties the global set or the server's (PUT [])."""
+    guild = ("--guild", str(D.GUILD_ID))
+    code, _, err = await careerbot(discord, tmp_path, "discord", "sync-commands", *guild)
+    assert code == 0 and "warning" not in err  # nothing global yet
+    code, _, err = await careerbot(discord, tmp_path, "discord", "sync-commands")
+    assert code == 0
+    assert (f"warning: server {D.GUILD_ID} shows these twice, as they are registered to it "
+            'too: /ask, /compare, /topics, /help, /reload, /stats, "Ask careerbot" (on a '
+            "message)") in err
+    assert f"sync-commands --guild {D.GUILD_ID} --clear" in err
+    code, _, err = await careerbot(discord, tmp_path, "discord", "sync-commands", *guild)
+    assert f"server {D.GUILD_ID} shows these twice, as they are registered globally" in err
+
+    code, out, err = await careerbot(discord, tmp_path, "discord", "sync-commands", *guild,
+                                     "--clear")
+    assert code == 0 and out.startswith(f"Removed careerbot's commands from server {D.GUILD_ID}")
+    assert discord.commands[D.GUILD_ID] == [] and len(discord.commands[None]) == 7
+    assert "warning" not in err
+    code, out, err = await careerbot(discord, tmp_path, "discord", "sync-commands", "--clear")
+    assert code == 0 and out.startswith("Removed careerbot's global commands")
+    assert discord.commands[None] == []
+    clears = [r for r in discord.requests if r.method == "PUT" and r.body == []]
+    assert [r.path for r in clears] == [
+        f"/applications/{D.APP_ID}/guilds/{D.GUILD_ID}/commands",
+        f"/applications/{D.APP_ID}/commands"]
+
 
 async def test_serve_process_end_to_end(discord: FakeDiscord, tmp_path: Path):
     async def ask() -> None:

@@ -35,6 +35,12 @@ __all__ = ["Failure", "FakeDiscord", "Request"]
 
 API = "/api/v10"
 EPHEMERAL = 1 << 6
+#: permission bits, as Discord numbers them
+VIEW_CHANNEL, SEND_MESSAGES, EMBED_LINKS = 1 << 10, 1 << 11, 1 << 14
+READ_MESSAGE_HISTORY, SEND_MESSAGES_IN_THREADS = 1 << 16, 1 << 38
+#: what the bot may do in the test channel: what its invite link asks for
+BOT_PERMISSIONS = (VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | READ_MESSAGE_HISTORY
+                   | SEND_MESSAGES_IN_THREADS | 1 << 6)  # 1 << 6: add reactions
 _TIMESTAMP = "2025-01-01T00:00:00+00:00"
 Json = dict[str, Any]
 
@@ -109,10 +115,15 @@ class FakeDiscord:
     USER_ID = 910000000000000010
     ADMIN_ID = 910000000000000011
     OTHER_BOT_ID = 910000000000000012
+    THREAD_ID = 910000000000000013  # a thread of CHANNEL_ID, active since the server loaded
+    NO_EMBEDS_CHANNEL_ID = 910000000000000014  # a channel denying everyone Embed Links
+    BOT_ROLE_ID = 910000000000000015  # the bot's own role, made and managed by Discord
 
     def __init__(self, token: str):
         self.token = token
         self.requests: list[Request] = []
+        #: the application's commands as registered: global (None) and per server
+        self.commands: dict[int | None, list[Json]] = {}
         self.identifies: list[Json] = []
         self.heartbeats = 0
         self.compression: list[str | None] = []  # what each gateway connection asked for
@@ -128,6 +139,10 @@ class FakeDiscord:
         self._ids = itertools.count(920000000000000000)
         self._sessions: dict[int, _Session] = {}
         self._dm_tokens: set[str] = set()
+        #: per interaction token: its id, type, command name and user (for the messages
+        #: answering it, whose interaction_metadata says who used it)
+        self._askers: dict[str, tuple[int, int, str | None, Json]] = {}
+        self._messages: dict[str, Json] = {}  # every message the bot or a test created
         self._shard_count = 1
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -137,8 +152,11 @@ class FakeDiscord:
                 ("GET", r"/users/@me", True, self._me),
                 ("GET", r"/oauth2/applications/@me", True, self._application),
                 ("GET", r"/gateway/bot", True, self._gateway_bot),
+                ("GET", r"/users/@me/guilds", True, self._guilds),
                 ("PUT", r"/applications/(?P<app>\d+)(/guilds/(?P<guild>\d+))?/commands", True,
                  self._sync_commands),
+                ("GET", r"/applications/(?P<app>\d+)(/guilds/(?P<guild>\d+))?/commands", True,
+                 self._fetch_commands),
                 ("POST", r"/interactions/(?P<id>\d+)/(?P<token>[^/]+)/callback", False,
                  self._callback),
                 ("POST", r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)", False, self._followup),
@@ -205,6 +223,12 @@ class FakeDiscord:
         await self._until(lambda: any(map(predicate, self.requests)), timeout)
         return next(r for r in self.requests if predicate(r))
 
+    async def wait_for_all(self, predicate: Callable[[Request], bool], count: int,
+                           timeout: float = 5.0) -> list[Request]:
+        """The first `count` recorded requests matching `predicate`, waiting if need be."""
+        await self._until(lambda: sum(map(predicate, self.requests)) >= count, timeout)
+        return [r for r in self.requests if predicate(r)][:count]
+
     async def wait_ready(self, shards: int = 1, timeout: float = 5.0) -> None:
         """Until `shards` connections have identified and been sent READY."""
         await self._until(lambda: len(self._sessions) >= shards, timeout)
@@ -255,15 +279,25 @@ class FakeDiscord:
     # ------------------------------------------------------------------ event payloads
 
     def slash(self, name: str, *, user_id: int | None = None, roles: Iterable[int] = (),
-              dm: bool = False, **options: str) -> Json:
+              dm: bool = False, **options: str | bool) -> Json:
+        """A slash command used with `options` (a bool is a boolean option, type 5)."""
         data = {"id": str(next(self._ids)), "name": name, "type": 1,
-                "options": [{"name": k, "type": 3, "value": v} for k, v in options.items()]}
+                "options": [{"name": k, "type": 5 if isinstance(v, bool) else 3, "value": v}
+                            for k, v in options.items()]}
         return self._interaction(2, data, user_id=user_id, roles=roles, dm=dm)
 
     def autocomplete(self, name: str, option: str, typed: str) -> Json:
         data = {"id": str(next(self._ids)), "name": name, "type": 1,
                 "options": [{"name": option, "type": 3, "value": typed, "focused": True}]}
         return self._interaction(4, data)
+
+    def message_command(self, target: Json, *, name: str = "Ask careerbot",
+                        user_id: int | None = None, **how: Any) -> Json:
+        """A message context-menu command used on `target` (a `message()` payload)."""
+        data = {"id": str(next(self._ids)), "name": name, "type": 3,
+                "target_id": target["id"], "resolved": {"messages": {target["id"]: target}}}
+        return self._interaction(2, data, user_id=user_id,
+                                 dm=target["channel_id"] == str(self.DM_CHANNEL_ID), **how)
 
     def press(self, response: Request, custom_id: str, *, user_id: int | None = None) -> Json:
         """A button press on the message the client created with `response`."""
@@ -274,32 +308,45 @@ class FakeDiscord:
                                  dm=message["channel_id"] == str(self.DM_CHANNEL_ID))
 
     def message(self, text: str, *, author_id: int | None = None, bot: bool = False,
-                dm: bool = False, mention: bool = True) -> Json:
-        """A message from a user: in the server channel mentioning the bot, or a DM."""
+                dm: bool = False, mention: bool = True, channel_id: int | None = None,
+                role: int | None = None) -> Json:
+        """A message from a user: in the server channel (or `channel_id`, such as
+        THREAD_ID) mentioning the bot, or a DM."""
         author = user(author_id or self.USER_ID, "asker", bot=bot)
         payload: Json = {
             "id": str(next(self._ids)), "type": 0, "author": author, "tts": False,
             "content": f"<@{self.BOT_ID}> {text}" if mention and not dm else text,
-            "channel_id": str(self.DM_CHANNEL_ID if dm else self.CHANNEL_ID),
+            "channel_id": str(self.DM_CHANNEL_ID if dm else channel_id or self.CHANNEL_ID),
             "timestamp": _TIMESTAMP, "edited_timestamp": None, "mention_everyone": False,
             "mentions": [self.bot] if mention and not dm else [], "mention_roles": [],
             "attachments": [], "embeds": [], "components": [], "pinned": False, "flags": 0,
         }
+        if role is not None:  # a role mention in place of the bot's
+            payload |= {"content": f"<@&{role}> {text}", "mentions": [],
+                        "mention_roles": [str(role)]}
         if not dm:
             payload["guild_id"] = str(self.GUILD_ID)
             payload["member"] = self._member([])
+        self._messages[payload["id"]] = payload
         return payload
 
     def _interaction(self, kind: int, data: Json, *, user_id: int | None = None,
                      roles: Iterable[int] = (), dm: bool = False,
-                     message: Json | None = None) -> Json:
+                     message: Json | None = None, user_install: bool = False,
+                     app_permissions: int = BOT_PERMISSIONS) -> Json:
+        """`user_install`: the app is installed by the user, not in the server (Discord
+        then tells the app what it may do there as a user's app, not as a member)."""
         iid = next(self._ids)
         who = user(user_id or self.USER_ID, "asker")
+        owners = ({"1": who["id"]} if user_install else
+                  {"0": "0" if dm else str(self.GUILD_ID)})
         payload: Json = {
             "id": str(iid), "application_id": str(self.APP_ID), "type": kind, "data": data,
             "token": f"interaction-token-{iid}", "version": 1, "locale": "en-US",
-            "app_permissions": "0", "entitlements": [], "attachment_size_limit": 10 << 20,
+            "app_permissions": str(app_permissions), "entitlements": [],
+            "attachment_size_limit": 10 << 20, "authorizing_integration_owners": owners,
         }
+        self._askers[payload["token"]] = (iid, kind, data.get("name"), who)
         if dm:
             self._dm_tokens.add(payload["token"])
             payload |= {"user": who, "context": 1, "channel_id": str(self.DM_CHANNEL_ID),
@@ -320,20 +367,40 @@ class FakeDiscord:
             member["user"] = who
         return member
 
-    def _channel(self) -> Json:
-        return {"id": str(self.CHANNEL_ID), "type": 0, "guild_id": str(self.GUILD_ID),
-                "name": "general", "position": 0, "permission_overwrites": [], "nsfw": False}
+    def _channel(self, id: int | None = None) -> Json:
+        channel: Json = {"id": str(id or self.CHANNEL_ID), "type": 0,
+                         "guild_id": str(self.GUILD_ID), "name": "general", "position": 0,
+                         "permission_overwrites": [], "nsfw": False}
+        if id == self.NO_EMBEDS_CHANNEL_ID:
+            channel |= {"name": "no-embeds", "permission_overwrites": [
+                {"id": str(self.GUILD_ID), "type": 0, "allow": "0", "deny": str(EMBED_LINKS)}]}
+        return channel
+
+    def thread(self) -> Json:
+        return {"id": str(self.THREAD_ID), "type": 11, "guild_id": str(self.GUILD_ID),
+                "parent_id": str(self.CHANNEL_ID), "name": "careers", "owner_id":
+                str(self.USER_ID), "message_count": 1, "member_count": 1,
+                "rate_limit_per_user": 0, "flags": 0, "last_message_id": None,
+                "thread_metadata": {"archived": False, "auto_archive_duration": 1440,
+                                    "archive_timestamp": _TIMESTAMP, "locked": False}}
 
     def _guild(self) -> Json:
-        def role(id: int, name: str) -> Json:
+        def role(id: int, name: str, permissions: int = 0, **more: Any) -> Json:
             return {"id": str(id), "name": name, "color": 0, "hoist": False, "position": 0,
-                    "permissions": "0", "managed": False, "mentionable": False, "flags": 0}
+                    "permissions": str(permissions), "managed": False, "mentionable": False,
+                    "flags": 0, **more}
+        # the bot's own member comes with the server, as Discord sends it without any intent
+        me = {**self._member([self.BOT_ROLE_ID]), "user": self.bot}
         return {
             "id": str(self.GUILD_ID), "name": "careerbot tests", "icon": None,
             "owner_id": str(self.ADMIN_ID), "unavailable": False, "large": False,
-            "member_count": 3, "members": [], "presences": [], "voice_states": [],
-            "roles": [role(self.GUILD_ID, "@everyone"), role(self.ADMIN_ROLE_ID, "admins")],
-            "channels": [self._channel()], "threads": [], "emojis": [], "stickers": [],
+            "member_count": 3, "members": [me], "presences": [], "voice_states": [],
+            "roles": [role(self.GUILD_ID, "@everyone", BOT_PERMISSIONS),
+                      role(self.ADMIN_ROLE_ID, "admins"),
+                      role(self.BOT_ROLE_ID, "careerbot", managed=True,
+                           tags={"bot_id": str(self.BOT_ID)})],
+            "channels": [self._channel(), self._channel(self.NO_EMBEDS_CHANNEL_ID)],
+            "threads": [self.thread()], "emojis": [], "stickers": [],
             "features": [], "stage_instances": [], "guild_scheduled_events": [],
             "soundboard_sounds": [], "preferred_locale": "en-US", "afk_timeout": 300,
             "verification_level": 0, "default_message_notifications": 0,
@@ -341,9 +408,11 @@ class FakeDiscord:
             "system_channel_flags": 0,
         }
 
-    def _created(self, channel_id: int | str, body: Json, *, flags: int = 0) -> Json:
-        """The message Discord would create from a send body."""
-        return {
+    def _created(self, channel_id: int | str, body: Json, *, flags: int = 0,
+                 token: str | None = None) -> Json:
+        """The message Discord would create from a send body: a reply carries the message
+        it replies to, an interaction's answer who used the interaction."""
+        message: Json = {
             "id": str(next(self._ids)), "type": 0, "channel_id": str(channel_id),
             "author": self.bot, "content": body.get("content") or "", "tts": False,
             "timestamp": _TIMESTAMP, "edited_timestamp": None, "mention_everyone": False,
@@ -351,6 +420,19 @@ class FakeDiscord:
             "embeds": body.get("embeds") or [], "components": body.get("components") or [],
             "flags": (body.get("flags") or 0) | flags,
         }
+        reference = body.get("message_reference")
+        if reference:
+            message |= {"type": 19, "message_reference": {**reference,
+                                                          "channel_id": str(channel_id)},
+                        "referenced_message": self._messages.get(str(reference["message_id"]))}
+        if token in self._askers:
+            iid, kind, name, who = self._askers[token]
+            message["interaction_metadata"] = {
+                "id": str(iid), "type": kind, "user": who,
+                "authorizing_integration_owners": {"0": str(self.GUILD_ID)},
+                **({"name": name} if name else {})}
+        self._messages[message["id"]] = message
+        return message
 
     # ------------------------------------------------------------------ REST
 
@@ -392,6 +474,10 @@ class FakeDiscord:
                 "owner": user(self.ADMIN_ID, "owner"), "flags": 0, "team": None,
                 "interactions_endpoint_url": None}, None
 
+    def _guilds(self, body: None) -> tuple[list[Json], None]:
+        return [{"id": str(self.GUILD_ID), "name": "careerbot tests", "icon": None,
+                 "owner": False, "permissions": str(BOT_PERMISSIONS), "features": []}], None
+
     def _gateway_bot(self, body: None) -> tuple[Json, None]:
         return {"url": self.gateway_url, "shards": 1, "session_start_limit": {
             "total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}}, None
@@ -400,10 +486,18 @@ class FakeDiscord:
                        ) -> tuple[list[Json], None]:
         if guild not in (None, str(self.GUILD_ID)):
             raise _Refused(403, {"message": "Missing Access", "code": 50001})
-        synced = [{"type": 1, "options": [], "default_member_permissions": None, **command,
+        synced = [{"type": 1, "description": "", "options": [],
+                   "default_member_permissions": None, **command,
                    "id": str(next(self._ids)), "application_id": app, "version": "1",
                    **({"guild_id": guild} if guild else {})} for command in body]
+        self.commands[int(guild) if guild else None] = synced
         return synced, None
+
+    def _fetch_commands(self, body: None, app: str, guild: str | None
+                        ) -> tuple[list[Json], None]:
+        if guild not in (None, str(self.GUILD_ID)):
+            raise _Refused(403, {"message": "Missing Access", "code": 50001})
+        return self.commands.get(int(guild) if guild else None, []), None
 
     def _callback(self, body: Json, id: str, token: str) -> tuple[Json, Json | None]:
         kind, data = body["type"], body.get("data") or {}
@@ -411,7 +505,7 @@ class FakeDiscord:
         if kind not in (4, 5, 7):  # autocomplete results, deferred updates, ...
             return answer, None
         channel = self.DM_CHANNEL_ID if self._dm_token(token) else self.CHANNEL_ID
-        message = self._created(channel, data)
+        message = self._created(channel, data, token=token)
         answer["interaction"] |= {"response_message_id": message["id"],
                                   "response_message_loading": kind == 5,
                                   "response_message_ephemeral": bool(message["flags"]
@@ -422,7 +516,7 @@ class FakeDiscord:
     def _followup(self, body: Json, app: str, token: str, id: str = ""
                   ) -> tuple[Json, Json]:
         channel = self.DM_CHANNEL_ID if self._dm_token(token) else self.CHANNEL_ID
-        message = self._created(channel, body)
+        message = self._created(channel, body, token=token)
         return message, message
 
     def _channel_message(self, body: Json, channel: str) -> tuple[Json, Json]:
@@ -463,6 +557,10 @@ class FakeDiscord:
                 await self._identify(session, packet["d"])
             elif packet["op"] == 6:
                 await self._resume(session, packet["d"])
+        # the client went away: a test's next wait_ready waits for the next connection
+        for shard, known in list(self._sessions.items()):
+            if known is session:
+                del self._sessions[shard]
         return ws
 
     async def _resume(self, session: _Session, resume: Json) -> None:

@@ -14,6 +14,8 @@ import math
 import os
 import re
 import sys
+import time
+from dataclasses import replace
 from typing import Any, TypeAlias, cast
 
 import aiohttp
@@ -61,6 +63,12 @@ _MARKUP = re.compile(r"<(?:@[!&]?|#|a?:\w+:|t:)\d+(?::\w)?>|\[([^\]\n]*)\]\(<?ht
                      r"|<?https?://\S+", re.IGNORECASE)
 
 
+#: a command named in a reply as the core writes it, `/compare <aspect>`
+_COMMAND = re.compile(r"`/([a-z][a-z0-9_-]*)([^`\n]*)`")
+#: how long the commands fetched for a server (or globally) are used before asking again
+_COMMANDS_TTL = 600.0
+
+
 def _question(content: str) -> str:
     return _MARKUP.sub(lambda found: f" {found.group(1) or ''} ", content).strip()
 _NO_TOKEN = ("DISCORD_TOKEN is not set: copy the bot token from the Discord developer portal "
@@ -80,6 +88,8 @@ _CLOSED = {
     4014: "Discord closed the gateway: disallowed intents (4014). careerbot needs no "
           "privileged intent; if this persists, check the application's Bot page.",
 }
+#: Discord's code for a request the bot lacks a permission for (such as Embed Links)
+_MISSING_PERMISSIONS = 50013
 #: a login that takes longer than this is an unreachable API, not a slow one
 _LOGIN_TIMEOUT = 30.0
 #: Discord's codes for an interaction that can no longer be answered: too late (more than
@@ -107,6 +117,22 @@ def _intents() -> discord.Intents:
     return intents
 
 
+def _addressed(message: discord.Message, me: discord.ClientUser) -> bool:
+    """The message mentions the bot, or its own role (the one Discord made for it, which
+    Discord's autocomplete offers beside the bot when someone types @careerbot)."""
+    own = message.guild.self_role if message.guild is not None else None
+    return me in message.mentions or (own is not None and own in message.role_mentions)
+
+
+def _asker(message: discord.Message) -> int | None:
+    """Who the bot's `message` answers: who used the command or button it answers, or
+    the author of the message it replies to; None when it does not say (a later page)."""
+    if message.interaction_metadata is not None:
+        return message.interaction_metadata.user.id
+    replied = message.reference.resolved if message.reference is not None else None
+    return replied.author.id if isinstance(replied, discord.Message) else None
+
+
 def _conversation(channel_id: int | None, user_id: int) -> str:
     """Follow-up context is kept per channel (or DM) and user."""
     return f"discord:{channel_id}:{user_id}"
@@ -123,13 +149,51 @@ class CareerBot(discord.Client):
         self.recorder = recorder or Recorder.off()  # learning from use
         self.rt = runtime or Runtime(engine, settings)  # shared state, metrics, health
         self.tree = _Tree(self)
-        _add_commands(self.tree)
+        _add_commands(self.tree, settings)
         self.tree.error(self._on_command_error)
         #: per gateway connection (None: the only one), READY or RESUMED since it dropped
         self._gateway: dict[int | None, bool] = {}
+        #: the registered commands' ids by name, globally (None) and per server, and when
+        #: they were fetched: what `/help` links to
+        self._command_ids: dict[int | None, tuple[float, dict[str, int]]] = {}
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(FollowUpButton, VoteButton)
+        await self.command_ids(None)
+
+    async def command_ids(self, guild_id: int | None) -> dict[str, int]:
+        """The ids of the chat commands registered globally or to `guild_id` (by name), as
+        fetched within the last ten minutes; none until `sync-commands` has run, or when
+        Discord will not say."""
+        fetched, ids = self._command_ids.get(guild_id, (-math.inf, {}))
+        if time.monotonic() - fetched < _COMMANDS_TTL:
+            return ids
+        try:
+            registered = await self.tree.fetch_commands(
+                guild=discord.Object(guild_id) if guild_id else None)
+            ids = {c.name: c.id for c in registered
+                   if c.type is discord.AppCommandType.chat_input}
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+            log.warning("could not fetch the registered commands (%s): /help names them "
+                        "without links", getattr(exc, "status", type(exc).__name__))
+        self._command_ids[guild_id] = (time.monotonic(), ids)
+        return ids
+
+    async def linked(self, reply: Reply, guild_id: int | None) -> Reply:
+        """`reply` with each command it names (`/compare <aspect>`) as a clickable mention
+        (</compare:ID> `<aspect>`) once the commands are registered; as it was before."""
+        if "`/" not in reply.text:
+            return reply
+        ids = await self.command_ids(None)
+        if guild_id:
+            ids = {**ids, **await self.command_ids(guild_id)}  # a server's own come first
+
+        def mention(found: re.Match[str]) -> str:
+            name, rest = found[1], found[2].strip()
+            if name not in ids:
+                return found[0]
+            return f"</{name}:{ids[name]}>" + (f" `{rest}`" if rest else "")
+        return replace(reply, text=_COMMAND.sub(mention, reply.text))
 
     async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
         self.rt.metrics.errors.labels("discord").inc()
@@ -175,7 +239,7 @@ class CareerBot(discord.Client):
         me = self.user
         if me is None or message.author.bot:  # other bots, webhooks and ourselves
             return
-        if not isinstance(message.channel, discord.DMChannel) and me not in message.mentions:
+        if not isinstance(message.channel, discord.DMChannel) and not _addressed(message, me):
             return
         self.rt.track()
         text = _question(message.content)  # an empty mention gets the help
@@ -192,13 +256,10 @@ class CareerBot(discord.Client):
             reply = await self.rt.ask(Query(
                 text, _conversation(message.channel.id, message.author.id),
                 user=str(message.author.id), platform="discord"))
-            pages = render(reply)
-        first, *rest = pages
+            reply = await self.linked(reply, message.guild.id if message.guild else None)
+            pages = render(reply, embeds=_may_embed(message.channel))
         try:
-            await message.channel.send(reference=message.to_reference(fail_if_not_exists=False),
-                                       **first.kwargs())
-            for page in rest:
-                await message.channel.send(**page.kwargs())
+            await _post(message.channel, message, pages, reply)
         except discord.Forbidden:
             log.warning("no permission to reply in channel %s", message.channel.id)
         if reply is not None:
@@ -206,6 +267,41 @@ class CareerBot(discord.Client):
                                    user=str(message.author.id), channel=str(message.channel.id))
 
     # ------------------------------------------------------------------ interactions
+
+    async def answer_message(self, interaction: discord.Interaction,
+                             message: discord.Message) -> None:
+        """"Ask careerbot" on a message: its text is the question, asked by whoever used
+        the menu. Where the bot is in the server and may post, the answer replies to the
+        message (no ping) and the user is told where it is; elsewhere (a user install, a DM,
+        no permission) it is the interaction's answer."""
+        if await self.refused(interaction):
+            return
+        text = _question(message.content)
+        if not text:
+            await _respond(interaction, render_text(
+                "That message has no text I can answer: try it on a message with a question "
+                "in words, or use /ask."), ephemeral=True)
+            return
+        reply = await self.linked(await self.rt.ask(self.query(interaction, text)),
+                                  _server(interaction))
+        pages = render(reply)
+        channel = interaction.channel
+        sent = None
+        if (interaction.is_guild_integration() and _may_reply(interaction)
+                and isinstance(channel, discord.abc.Messageable)):
+            try:
+                sent = await _post(channel, message, render(
+                    reply, embeds=interaction.app_permissions.embed_links), reply)
+            except discord.Forbidden:
+                log.warning("no permission to reply in channel %s", interaction.channel_id)
+        if sent is not None:
+            await _respond(interaction, render_text(f"I answered that message: {sent.jump_url}"),
+                           ephemeral=True)
+        else:
+            await _respond(interaction, pages)
+        self.recorder.question(reply, text=text, platform="discord",
+                               user=str(interaction.user.id),
+                               channel=str(interaction.channel_id or ""))
 
     async def cooling_down(self, user: discord.abc.User) -> str | None:
         """A friendly notice if `user` asks faster than the per-minute limit (counted
@@ -249,7 +345,10 @@ class CareerBot(discord.Client):
             return
         reply = self.engine.topic_reply(topic, role)
         await self.remember(interaction, reply)
-        ephemeral = interaction.message is not None and interaction.message.flags.ephemeral
+        # someone else's answer: theirs stays as it was, and only the presser sees this
+        message = interaction.message
+        ephemeral = message is not None and (message.flags.ephemeral
+                                             or _asker(message) != interaction.user.id)
         await _respond(interaction, render(reply), ephemeral=ephemeral)
 
     async def record_vote(self, interaction: discord.Interaction, topic: str, role: Role,
@@ -411,6 +510,50 @@ def _voted(message: discord.Message | None, tally: dict[str, int],
     return view
 
 
+def _server(interaction: discord.Interaction) -> int | None:
+    """The server the interaction came from, if the bot is installed there."""
+    return interaction.guild_id if interaction.is_guild_integration() else None
+
+
+def _may_reply(interaction: discord.Interaction) -> bool:
+    """The bot's own permissions where the interaction came from let it post a reply."""
+    perms = interaction.app_permissions
+    may_send = (perms.send_messages_in_threads if isinstance(interaction.channel, discord.Thread)
+                else perms.send_messages)
+    return perms.view_channel and may_send and perms.read_message_history
+
+
+def _may_embed(channel: discord.abc.Messageable) -> bool:
+    """The bot has Embed Links in `channel`, as far as the cache knows (DMs: always; a
+    channel or member not cached: assumed, and `_post` falls back if Discord says no)."""
+    guild = getattr(channel, "guild", None)
+    me = guild.me if guild is not None else None
+    if me is None or not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+        return True
+    return channel.permissions_for(me).embed_links
+
+
+async def _post(channel: discord.abc.Messageable, question: discord.Message,
+                pages: list[Page], reply: Reply | None = None) -> discord.Message:
+    """`pages` as messages in `channel`, the first replying to `question` (no ping: the
+    pages' allowed mentions are none); the first message sent. Refused for want of a
+    permission (50013) with embeds in them, `reply` goes again as plain text: the bot
+    lacked Embed Links where the cache could not tell."""
+    first, *rest = pages
+    try:
+        sent = await channel.send(reference=question.to_reference(fail_if_not_exists=False),
+                                  **first.kwargs())
+    except discord.Forbidden as exc:
+        if exc.code != _MISSING_PERMISSIONS or not first.embeds or reply is None:
+            raise
+        log.info("no Embed Links in channel %s: answering in plain text",
+                 getattr(channel, "id", "?"))
+        return await _post(channel, question, render(reply, embeds=False))
+    for page in rest:
+        await channel.send(**page.kwargs())
+    return sent
+
+
 async def _respond(interaction: discord.Interaction, pages: list[Page], *,
                    ephemeral: bool = False) -> None:
     """The first page answers the interaction (unless deferred); the rest follow up."""
@@ -422,26 +565,45 @@ async def _respond(interaction: discord.Interaction, pages: list[Page], *,
 
 
 # ---------------------------------------------------------------------- slash commands
+# Everyone's commands work where the bot is in the server and, installed by a user to
+# their account, in any server, in DMs and group DMs; the admin commands only in servers
+# that installed it.
 
 Interaction: TypeAlias = discord.Interaction[CareerBot]
-#: the longest /ask question Discord lets a user type (the engine's own cap still holds)
-MAX_QUESTION = 2000
+def _ask(max_question: int) -> app_commands.Command[Any, ..., None]:
+    """/ask, its question at most `max_question` characters long: Discord's box stops
+    there, where the engine stops reading (CAREERBOT_MAX_MESSAGE_CHARS)."""
+
+    async def ask(interaction: Interaction, question: str, private: bool = False) -> None:
+        bot = interaction.client
+        if await bot.refused(interaction):
+            return
+        reply = await bot.rt.ask(bot.query(interaction, question))
+        await _respond(interaction, render(await bot.linked(reply, _server(interaction))),
+                       ephemeral=private)
+        bot.recorder.question(reply, text=question, platform="discord",
+                              user=str(interaction.user.id),
+                              channel=str(interaction.channel_id or ""))
+
+    ask.__annotations__["question"] = app_commands.Range[str, 1, max_question]
+    described = app_commands.describe(question="Your question, in plain words",
+                                      private="Answer only to me (no one else sees it)")(ask)
+    command: app_commands.Command[Any, ..., None] = app_commands.command(
+        description="Ask about data scientists and ML engineers")(described)
+    return app_commands.allowed_installs(guilds=True, users=True)(
+        app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)(command))
 
 
-@app_commands.command(description="Ask about data scientists and ML engineers")
-@app_commands.describe(question="Your question, in plain words")
-async def ask(interaction: Interaction,
-              question: app_commands.Range[str, 1, MAX_QUESTION]) -> None:
-    bot = interaction.client
-    if await bot.refused(interaction):
-        return
-    reply = await bot.rt.ask(bot.query(interaction, question))
-    await _respond(interaction, render(reply))
-    bot.recorder.question(reply, text=question, platform="discord",
-                          user=str(interaction.user.id), channel=str(interaction.channel_id or ""))
+@app_commands.context_menu(name="Ask careerbot")
+@app_commands.allowed_installs(guilds=True, users=True)
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+async def ask_about(interaction: Interaction, message: discord.Message) -> None:
+    await interaction.client.answer_message(interaction, message)
 
 
 @app_commands.command(description="Data scientist vs ML engineer, side by side")
+@app_commands.allowed_installs(guilds=True, users=True)
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
 @app_commands.describe(aspect="What to compare, e.g. salary, skills or tools")
 async def compare(interaction: Interaction,
                   aspect: app_commands.Range[str, 1, MAX_ASPECT]) -> None:
@@ -461,18 +623,25 @@ async def _aspect_choices(interaction: Interaction,
 
 
 @app_commands.command(description="Everything careerbot can answer")
+@app_commands.allowed_installs(guilds=True, users=True)
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
 async def topics(interaction: Interaction) -> None:
     await _respond(interaction, render(interaction.client.engine.topics()), ephemeral=True)
 
 
 @app_commands.command(name="help", description="How to use careerbot")
+@app_commands.allowed_installs(guilds=True, users=True)
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
 async def help_(interaction: Interaction) -> None:
-    await _respond(interaction, render(interaction.client.engine.help()), ephemeral=True)
+    bot = interaction.client
+    await _respond(interaction, render(await bot.linked(bot.engine.help(), _server(interaction))),
+                   ephemeral=True)
 
 
 @app_commands.command(description="Reload the knowledge base (careerbot admins)")
 @app_commands.default_permissions(manage_guild=True)
 @app_commands.guild_only()
+@app_commands.guild_install()
 async def reload(interaction: Interaction) -> None:
     bot = interaction.client
     who = (f"user {user_ref('discord', interaction.user.id)} in guild {interaction.guild_id} "
@@ -493,6 +662,7 @@ async def reload(interaction: Interaction) -> None:
 @app_commands.command(description="Unanswered questions and votes, last 7 days (careerbot admins)")
 @app_commands.default_permissions(manage_guild=True)
 @app_commands.guild_only()
+@app_commands.guild_install()
 async def stats(interaction: Interaction) -> None:
     bot = interaction.client
     if not bot.is_admin(interaction.user):
@@ -506,11 +676,12 @@ async def stats(interaction: Interaction) -> None:
     await _respond(interaction, render(await bot.recorder.stats()), ephemeral=True)
 
 
-def _add_commands(tree: app_commands.CommandTree[Any]) -> None:
+def _add_commands(tree: app_commands.CommandTree[Any], settings: Settings) -> None:
     commands: tuple[app_commands.Command[Any, ..., None], ...] = (
-        ask, compare, topics, help_, reload, stats)
+        _ask(settings.max_message_chars), compare, topics, help_, reload, stats)
     for command in commands:
         tree.add_command(command)
+    tree.add_command(ask_about)
 
 
 # ---------------------------------------------------------------------- entry points
@@ -569,28 +740,77 @@ def _reason(exc: BaseException) -> str:
     return os.strerror(number) if number else str(exc)
 
 
-async def sync_commands(settings: Settings,
-                        guild_id: int | None = None) -> list[app_commands.AppCommand]:
-    """Register the slash commands globally, or to one server (instantly, for testing)."""
+#: servers whose own commands a global sync looks at for duplicates (one request each)
+_SERVERS_CHECKED = 25
+
+
+async def sync_commands(settings: Settings, guild_id: int | None = None, *,
+                        clear: bool = False,
+                        warnings: list[str] | None = None) -> list[app_commands.AppCommand]:
+    """Register the commands globally, or to one server (instantly, for testing); with
+    `clear`, remove them there instead. Where a server would show the same command twice
+    (registered to it and globally), a sentence saying so is added to `warnings`."""
     _check_token(settings)
     use_endpoints(settings)
     async with discord.Client(intents=_intents()) as client:
         tree = app_commands.CommandTree(client)
-        _add_commands(tree)
+        if not clear:
+            _add_commands(tree, settings)
         try:
             await client.login(settings.discord_token)
         except discord.LoginFailure:
             raise ConfigurationError(_BAD_TOKEN) from None
         guild = discord.Object(guild_id) if guild_id else None
-        if guild is not None:
+        if guild is not None and not clear:
             tree.copy_global_to(guild=guild)
-        return await tree.sync(guild=guild)
+        synced = await tree.sync(guild=guild)
+        if synced and warnings is not None:
+            warnings += await _duplicates(client, tree, synced, guild_id)
+        return synced
 
 
-def sync_commands_cli(settings: Settings, guild_id: int | None = None) -> int:
-    """`careerbot discord sync-commands [--guild ID]`: a deliberate step, not on every start."""
+async def _duplicates(client: discord.Client, tree: app_commands.CommandTree[Any],
+                      synced: list[app_commands.AppCommand], guild_id: int | None) -> list[str]:
+    """Where `synced` (to `guild_id`, or global) and the other kind both register a name."""
+    names = {c.name for c in synced}
+
+    def twice(other: list[app_commands.AppCommand]) -> str:
+        return ", ".join(_shown(c) for c in other if c.name in names)
+    if guild_id is not None:
+        shown = twice(await tree.fetch_commands())
+        return [f"server {guild_id} shows these twice, as they are registered globally too: "
+                f"{shown}. Remove one set: `careerbot discord sync-commands --guild "
+                f"{guild_id} --clear` (once you are done testing) or `sync-commands --clear` "
+                "(the global ones)."] if shown else []
+    found = []
+    guilds = [g async for g in client.fetch_guilds(limit=_SERVERS_CHECKED + 1)]
+    for server in guilds[:_SERVERS_CHECKED]:
+        try:
+            shown = twice(await tree.fetch_commands(guild=server))
+        except discord.HTTPException:  # commands not ours to read there
+            continue
+        if shown:
+            found.append(f"server {server.id} shows these twice, as they are registered to "
+                         f"it too: {shown}. Remove its own: `careerbot discord sync-commands "
+                         f"--guild {server.id} --clear`.")
+    if len(guilds) > _SERVERS_CHECKED:
+        found.append(f"only the first {_SERVERS_CHECKED} servers were checked for commands "
+                     "registered to them as well as globally.")
+    return found
+
+
+def _shown(command: app_commands.AppCommand) -> str:
+    return (f"/{command.name}" if command.type is discord.AppCommandType.chat_input
+            else f'"{command.name}" (on a message)')
+
+
+def sync_commands_cli(settings: Settings, guild_id: int | None = None,
+                      clear: bool = False) -> int:
+    """`careerbot discord sync-commands [--guild ID] [--clear]`: a deliberate step, not on
+    every start."""
+    warnings: list[str] = []
     try:
-        synced = asyncio.run(sync_commands(settings, guild_id))
+        synced = asyncio.run(sync_commands(settings, guild_id, clear=clear, warnings=warnings))
     except ConfigurationError as exc:
         print(f"careerbot: {exc}", file=sys.stderr)
         return 2
@@ -598,8 +818,15 @@ def sync_commands_cli(settings: Settings, guild_id: int | None = None) -> int:
         print(f"careerbot: Discord refused the commands ({exc.status}): {exc.text}",
               file=sys.stderr)
         return 1
-    names = ", ".join(f"/{c.name}" for c in synced)
+    if clear:
+        print(f"Removed careerbot's commands from server {guild_id}." if guild_id else
+              "Removed careerbot's global commands (Discord can take up to an hour to stop "
+              "showing them everywhere).")
+        return 0
+    names = ", ".join(map(_shown, synced))
     where = (f"to server {guild_id} (available now)" if guild_id else
              "globally (Discord can take up to an hour to show them everywhere)")
     print(f"Registered {len(synced)} commands {where}: {names}")
+    for warning in warnings:
+        print(f"careerbot: warning: {warning}", file=sys.stderr)
     return 0

@@ -71,9 +71,13 @@ class Page:
         return sent
 
 
-def render(reply: Reply) -> list[Page]:
-    """The messages to send for `reply`. Call it inside the event loop (views need one)."""
-    pages = _pack(_embeds(reply))
+def render(reply: Reply, *, embeds: bool = True) -> list[Page]:
+    """The messages to send for `reply`. Call it inside the event loop (views need one).
+
+    `embeds=False` (where the bot lacks Embed Links): the same answer as plain text,
+    title and short answer in bold, a comparison as lines, sources as links.
+    """
+    pages = _pack(_embeds(reply)) if embeds else render_text(_plain(reply))
     view = _view(reply)
     if view is not None:
         pages[-1] = replace(pages[-1], view=view)
@@ -114,6 +118,21 @@ def _clip(text: str, limit: int) -> str:
 def _markdown(text: str) -> str:
     """The core's `*emphasis*` means bold, as Discord writes `**bold**`."""
     return _EMPHASIS.sub(lambda m: f"**{m.group(1) or m.group(2)}**", text)
+
+
+def _plain(reply: Reply) -> str:
+    parts = [f"**{_clip(reply.title, TITLE_CHARS)}**"]
+    if reply.short:
+        parts.append(f"**{reply.short}**")
+    parts.append(_markdown(reply.text))
+    if reply.comparison is not None:
+        for row in reply.comparison.rows:
+            parts.append(f"**{row.label}**\n"
+                         f"• {ROLE_NAMES['data_scientist']}: {_markdown(row.data_scientist)}\n"
+                         f"• {ROLE_NAMES['ml_engineer']}: {_markdown(row.ml_engineer)}")
+    if reply.sources:
+        parts.append("**Sources**\n" + "\n".join(map(_source, reply.sources)))
+    return "\n\n".join(part for part in parts if part.strip())
 
 
 def _embeds(reply: Reply) -> list[discord.Embed]:

@@ -162,6 +162,14 @@ async def test_the_thread_never_pings_and_hostile_input_is_answered_politely(
     posts = await slack.wait_for("chat.postMessage", 5)
     assert all(p["thread_ts"] == thread and p["blocks"] for p in posts)
     assert len(slack.of(TITLE)) == 1 and "<!" not in slack.of(TITLE)[0]["title"]
+    # a typed "<!here>" (Slack escapes it) as the first words of a thread, declined:
+    # the thread is titled from the question, without the brackets
+    other = await start_thread(peer)
+    await slack.wait_for(PROMPTS, 2)
+    await ask_in(peer, other, "&lt;!here&gt; &lt;@U0SOMEONE&gt; zxqv wibble")
+    [_, titled] = await slack.wait_for(TITLE, 2)
+    assert titled["thread_ts"] == other and "zxqv" in titled["title"]
+    assert "<" not in titled["title"] and ">" not in titled["title"]
     no_ping(slack)
 
 

@@ -460,13 +460,15 @@ class _Careerbot:
     async def _title(self, client: AsyncWebClient, team: str, channel: str, thread: str,
                      title: str) -> None:
         """The assistant thread's title, once: from its first question's answer."""
+        if not (title := thread_title(title)):
+            return
         try:
             first = await self.rt.store.first_seen(
                 f"slack:assistant-title:{team}:{channel}:{thread}", _TITLED)
         except StoreError as exc:
             self.rt.failed("store", exc)
             return
-        if not first or not (title := thread_title(title)):
+        if not first:
             return
         try:
             await client.assistant_threads_setTitle(channel_id=channel, thread_ts=thread,

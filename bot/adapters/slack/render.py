@@ -288,8 +288,9 @@ def prompts(examples: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
 
 
 def thread_title(text: str) -> str:
-    """An assistant thread's title: one line of plain text, cut to fit."""
-    return _cut(" ".join(text.split()), MAX_THREAD_TITLE)
+    """An assistant thread's title: one line of plain text, cut to fit, with no `<` or
+    `>` (so nothing in it can read as a mention, whatever Slack makes of it)."""
+    return _cut(" ".join(text.replace("<", " ").replace(">", " ").split()), MAX_THREAD_TITLE)
 
 
 def notice(text: str) -> SlackMessage:

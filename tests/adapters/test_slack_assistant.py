@@ -5,13 +5,17 @@ the status shown, its title, its follow-ups, and DMs that are no assistant threa
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from contextlib import suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.adapters.slack.app import run_slack
 from bot.adapters.slack.render import MAX_PROMPT_MESSAGE, MAX_PROMPT_TITLE, MAX_PROMPTS, render
 from bot.core import Engine, Query, Reply
 from bot.core.context import Turn
@@ -273,3 +277,36 @@ async def test_ordinary_dms_are_answered_as_before(peer: Peer, slack: FakeSlack,
     await slack.wait_for("chat.postMessage", 3)
     assert len(slack.of("chat.postMessage")) == 3
     assert not _assistant_calls(slack)
+
+
+# ---------------------------------------------------------------------- Socket Mode
+
+
+async def test_the_assistant_pane_in_socket_mode(engine: Engine, settings: Settings,
+                                                 slack: FakeSlack) -> None:
+    settings = replace(settings, slack_app_token=slack.app_token, slack_signing_secret="")
+    task = asyncio.create_task(run_slack(engine, settings))
+    thread = _ts()
+    try:
+        started = {"type": "event_callback", "team_id": TEAM, "event_id": "EvSOCKSTART",
+                   "event": {"type": "assistant_thread_started",
+                             "assistant_thread": assistant_thread(thread),
+                             "event_ts": _ts()}}
+        ack = await slack.push({"envelope_id": "env-a1", "type": "events_api",
+                                "accepts_response_payload": False, "payload": started})
+        assert ack.args == {"envelope_id": "env-a1"}
+        [prompts] = await slack.wait_for(PROMPTS)
+        asked = {"type": "event_callback", "team_id": TEAM, "event_id": "EvSOCKASK",
+                 "event": {"type": "message", "channel_type": "im", "channel": DM,
+                           "user": USER, "ts": _ts(), "thread_ts": thread,
+                           "text": prompts["prompts"][1]["message"]}}
+        await slack.push({"envelope_id": "env-a2", "type": "events_api",
+                          "accepts_response_payload": False, "payload": asked})
+        answer = (await slack.wait_for("chat.postMessage", 2))[1]
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+    assert answer["thread_ts"] == thread
+    assert header(answer) == answer_to(engine, prompts["prompts"][1]["message"]).title
+    assert [c["status"] for c in slack.of(STATUS)] == ["is thinking…"]

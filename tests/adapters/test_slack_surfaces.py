@@ -20,6 +20,9 @@ from bot.adapters.slack.app import BOT_EVENTS, SHORTCUT
 from bot.adapters.slack.render import (
     MAX_BUTTON,
     MAX_HEADER,
+    MAX_PROMPT_MESSAGE,
+    MAX_PROMPT_TITLE,
+    MAX_PROMPTS,
     MAX_SECTION,
     MAX_VIEW_BLOCKS,
     RELOAD,
@@ -376,10 +379,12 @@ def test_a_home_view_fits_slack_s_limits_whatever_it_holds() -> None:
 #: the bot scope each event needs (https://docs.slack.dev/reference/events)
 EVENT_SCOPES = {"app_mention": "app_mentions:read", "message.im": "im:history",
                 "message.channels": "channels:history", "message.groups": "groups:history",
-                "app_home_opened": None}
+                "app_home_opened": None, "assistant_thread_started": "assistant:write",
+                "assistant_thread_context_changed": "assistant:write"}
 #: what careerbot calls or receives besides events, and the scope of each
 CALL_SCOPES = {"chat.postMessage": "chat:write", "slash command and shortcut": "commands",
-               "reactions.add": "reactions:write", "users.info": "users:read"}
+               "reactions.add": "reactions:write", "users.info": "users:read",
+               "assistant.threads.setStatus": "assistant:write"}
 
 
 def test_the_manifest_subscribes_to_what_the_code_listens_for() -> None:
@@ -398,6 +403,12 @@ def test_the_manifest_subscribes_to_what_the_code_listens_for() -> None:
     assert 0 < len(shortcut["description"]) <= 80 and len(shortcut["callback_id"]) <= 255
     assert [c["command"] for c in features["slash_commands"]] == [Settings().slack_command]
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    assistant = features["assistant_view"]  # Slack names no limit: held to a description's
+    assert 0 < len(assistant["assistant_description"]) <= 140
+    for prompt in assistant.get("suggested_prompts") or []:
+        assert 0 < len(prompt["title"]) <= MAX_PROMPT_TITLE
+        assert 0 < len(prompt["message"]) <= MAX_PROMPT_MESSAGE
+    assert len(assistant.get("suggested_prompts") or []) <= MAX_PROMPTS
     info = manifest["display_information"]
     assert len(info["description"]) <= 140 and 174 <= len(info["long_description"]) <= 4000
 
@@ -413,7 +424,9 @@ async def test_every_subscribed_event_and_the_shortcut_reach_a_listener(
         ts = _ts()
         event = {"type": BOT_EVENTS[name], "user": USER, "ts": ts, "event_ts": ts,
                  "channel": CHANNEL, "text": "hi", "tab": "home",
-                 "channel_type": channel_types.get(name, "channel")}
+                 "channel_type": channel_types.get(name, "channel"),
+                 "assistant_thread": {"user_id": USER, "channel_id": "D0DIRECT",
+                                      "thread_ts": ts, "context": {}}}
         assert await peer.event(event) == 200, name
     message = {"ts": _ts(), "user": "U0SOMEONE", "text": ""}
     assert (await interact(peer, _shortcut(slack, "m1", message)))[0] == 200

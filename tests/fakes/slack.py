@@ -218,9 +218,35 @@ class FakeSlack:
             view = args.get("view") or {}
             return {"ok": True, "view": {"id": "V0HOME", "type": view.get("type"),
                                          "blocks": view.get("blocks", [])}}
+        if method.startswith("assistant.threads."):
+            return self._assistant(method, args)
         if method == "apps.connections.open":
             return {"ok": True, "url": f"ws{self.base.removeprefix('http')}/socket"}
         return {"ok": False, "error": "unknown_method"}
+
+    def _assistant(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        """assistant.threads.setStatus, setSuggestedPrompts and setTitle, with the
+        arguments Slack requires (https://docs.slack.dev/reference/methods): a channel
+        and thread, and the status (may be empty: it clears), the prompts ("up to four",
+        each a title and a message) or the title."""
+        wanted = {"assistant.threads.setStatus": "status",
+                  "assistant.threads.setSuggestedPrompts": "prompts",
+                  "assistant.threads.setTitle": "title"}.get(method)
+        if wanted is None:
+            return {"ok": False, "error": "unknown_method"}
+        if not args.get("channel_id") or not args.get("thread_ts") or wanted not in args:
+            return {"ok": False, "error": "invalid_arguments"}
+        if args.get("channel_id") in self.missing_channels:
+            return {"ok": False, "error": "channel_not_found"}
+        if wanted == "prompts":
+            given = args["prompts"]
+            if isinstance(given, str):
+                given = json.loads(given)
+            if not (isinstance(given, list) and 0 < len(given) <= 4 and all(
+                    isinstance(p, dict) and p.get("title") and p.get("message")
+                    for p in given)):
+                return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True}
 
     async def _response_url(self, request: web.Request) -> web.StreamResponse:
         await self._record(Call("response_url", await request.json()

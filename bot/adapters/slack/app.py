@@ -23,7 +23,7 @@ from typing import Any, cast
 from aiohttp import ClientError, ClientSession, web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncAssistant, AsyncBoltContext
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncAuthorize
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -52,9 +52,12 @@ from bot.adapters.slack.render import (
     escape,
     home,
     notice,
+    prompts,
     render,
+    thread_title,
 )
 from bot.core import Engine, Query, Reply
+from bot.core.knowledge import Topic
 from bot.core.models import Role
 from bot.learning import Recorder
 from bot.logs import user_ref
@@ -63,8 +66,8 @@ from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.store import StoreError
 
-__all__ = ["BOT_EVENTS", "EVENTS_PATH", "HEALTH_PATH", "SHORTCUT", "ResponseUrlError",
-           "build_app", "retry_handlers", "run_slack", "start_http"]
+__all__ = ["ASSISTANT_EVENTS", "BOT_EVENTS", "EVENTS_PATH", "HEALTH_PATH", "SHORTCUT",
+           "ResponseUrlError", "build_app", "retry_handlers", "run_slack", "start_http"]
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +79,18 @@ SHORTCUT = "careerbot_ask_message"
 #: the bot events the manifest subscribes to, each as the event type bolt sees
 BOT_EVENTS = {"app_mention": "app_mention", "app_home_opened": "app_home_opened",
               "message.im": "message", "message.channels": "message",
-              "message.groups": "message"}
+              "message.groups": "message",
+              "assistant_thread_started": "assistant_thread_started",
+              "assistant_thread_context_changed": "assistant_thread_context_changed"}
+#: the events bolt's Assistant middleware takes (the rest are the app's own listeners')
+ASSISTANT_EVENTS = frozenset({"assistant_thread_started", "assistant_thread_context_changed"})
 _HOME_EXAMPLES = 8  # example questions on the Home tab: the first of each topic's
 _WORKING = "eyes"  # the reaction on a message while careerbot works on it
+_THINKING = "is thinking…"  # an assistant thread's status while careerbot works there
+_GREETING = ("Hi! Ask me about two careers, data scientist and ML engineer: what each "
+             "does, skills, pay, how to switch. Pick a prompt or type a question.")
+_PROMPTS_TITLE = "Try asking"
+_TITLED = 30 * 24 * 3600  # an assistant thread is titled once, from its first question
 
 Body = dict[str, Any]
 
@@ -201,8 +213,15 @@ class _Careerbot:
         events: dict[str, Callable[..., Awaitable[None]]] = {
             "app_mention": self.on_mention, "message": self.on_message,
             "app_home_opened": self.on_home}
-        for event in sorted(set(BOT_EVENTS.values())):
+        for event in sorted(set(BOT_EVENTS.values()) - ASSISTANT_EVENTS):
             app.event(event)(self._acked(events[event]))
+        # Slack's AI-assistant threads (in the DM with careerbot): bolt's middleware routes
+        # their events, after the dedupe; every listener is acked like the others
+        assistant = AsyncAssistant(logger=log)
+        assistant.thread_started(self._acked(self.on_thread_started))
+        assistant.thread_context_changed(self._acked(self.on_thread_context_changed))
+        assistant.user_message(self._acked(self.on_dm_thread))
+        app.assistant(assistant)
         app.command(self.settings.slack_command)(self._acked(self.on_command))
         app.shortcut(SHORTCUT)(self._acked(self.on_shortcut))
         app.action(re.compile(rf"^{ASK}_\d+$"))(self._acked(self.on_ask))
@@ -308,10 +327,13 @@ class _Careerbot:
             await self._reply_to(event, context, client, thread=thread, following=True)
 
     async def _reply_to(self, event: Body, context: AsyncBoltContext, client: AsyncWebClient,
-                        thread: str | None, *, following: bool = False) -> None:
+                        thread: str | None, *, following: bool = False,
+                        assistant: bool = False) -> None:
         """Answer `event`'s message in `thread` (None: in the DM itself). In a thread it
         is only `following`, careerbot speaks up only for an answer it is sure of (the
-        matcher's `sure_above`): anything else there is people talking to each other."""
+        matcher's `sure_above`): anything else there is people talking to each other.
+        In an `assistant` thread it shows Slack's status while it works (not 👀), and
+        titles the thread from its first question."""
         user = event.get("user")
         if event.get("bot_id") or not user or user == context.bot_user_id:  # bots, this one
             return
@@ -326,10 +348,15 @@ class _Careerbot:
             await client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread,
                                             **notice(refusal))
             return
-        async with self._working(client, channel, event.get("ts")):
+        working = (self._thinking(client, channel, thread) if assistant and thread
+                   else self._working(client, channel, event.get("ts")))
+        async with working:
             reply = reply or await self._answer(text, user, conversation)
             await self._post(client, team, channel, user, thread, reply)
         self.recorder.question(reply, text=text, platform="slack", user=user, channel=channel)
+        if assistant and thread:
+            await self._title(client, team, channel, thread,
+                              reply.title if reply.kind == "answer" else text)
 
     async def _post(self, client: AsyncWebClient, team: str, channel: str, user: str,
                     thread: str | None, reply: Reply, byline: str | None = None) -> None:
@@ -345,6 +372,109 @@ class _Careerbot:
                                        str(exc.response.get("error")))
             return
         await self._join(team, channel, thread)
+
+    # ------------------------------------------------------------------ assistant threads
+
+    def _assistant_thread(self, team: str, channel: str, thread: str) -> str:
+        return _conversation("slack", "assistant", team, channel, thread)
+
+    async def _mark_assistant(self, team: str, channel: str, thread: str) -> None:
+        """`thread` is one of Slack's assistant threads: known to every replica for the
+        context TTL (renewed by its events and by each answer there)."""
+        try:
+            await self.rt.store.join_thread(self._assistant_thread(team, channel, thread))
+        except StoreError as exc:
+            self.rt.failed("store", exc)
+
+    async def _is_assistant(self, team: str, channel: str, thread: str) -> bool:
+        try:
+            return await self.rt.store.in_thread(self._assistant_thread(team, channel, thread))
+        except StoreError as exc:
+            self.rt.failed("store", exc)
+            return False  # answered as a DM thread is: no status, 👀 instead
+
+    async def on_thread_started(self, event: Body, context: AsyncBoltContext,
+                                client: AsyncWebClient) -> None:
+        """A user opened an assistant thread with careerbot: a greeting, and example
+        questions from the knowledge base as Slack's suggested prompts."""
+        thread = event.get("assistant_thread") or {}
+        channel, ts = thread.get("channel_id"), thread.get("thread_ts")
+        if not channel or not ts:
+            return
+        await self._mark_assistant(context.team_id or "", channel, ts)
+        await client.chat_postMessage(channel=channel, thread_ts=ts, **notice(_GREETING))
+        suggested = prompts([(t.title, t.examples[0]) for t in self._examples()])
+        if suggested:
+            await client.assistant_threads_setSuggestedPrompts(
+                channel_id=channel, thread_ts=ts, prompts=suggested, title=_PROMPTS_TITLE)
+
+    async def on_thread_context_changed(self, event: Body, context: AsyncBoltContext) -> None:
+        """The user moved to another channel with the assistant thread open. careerbot's
+        answers do not depend on where the user is, so the context itself is not kept
+        (bolt's own store would rewrite careerbot's first answer to hold it); the thread
+        is still known as an assistant thread, on every replica."""
+        thread = event.get("assistant_thread") or {}
+        channel, ts = thread.get("channel_id"), thread.get("thread_ts")
+        if channel and ts:
+            await self._mark_assistant(context.team_id or "", channel, ts)
+
+    async def on_dm_thread(self, event: Body, context: AsyncBoltContext,
+                           client: AsyncWebClient) -> None:
+        """A person's message in a thread of the DM with careerbot (bolt's Assistant
+        middleware takes them all): in an assistant thread, answered with the status
+        shown; in any other DM thread, as before (answered in it, 👀 while it works)."""
+        thread = event.get("thread_ts")
+        if event.get("subtype") or not thread:
+            return
+        team, channel = context.team_id or "", event["channel"]
+        assistant = await self._is_assistant(team, channel, thread)
+        await self._reply_to(event, context, client, thread=thread, assistant=assistant)
+        if assistant:
+            await self._mark_assistant(team, channel, thread)
+
+    @asynccontextmanager
+    async def _thinking(self, client: AsyncWebClient, channel: str,
+                        thread: str) -> AsyncIterator[None]:
+        """Slack's "is thinking…" under an assistant thread while careerbot works there.
+        Set before the work (set after the answer, it would stay: Slack clears it when
+        the app replies); cleared if no answer was posted. A failing call costs nothing
+        but the status."""
+        shown = await self._status(client, channel, thread, _THINKING)
+        try:
+            yield
+        except BaseException:
+            if shown:
+                await self._status(client, channel, thread, "")
+            raise
+
+    async def _status(self, client: AsyncWebClient, channel: str, thread: str,
+                      status: str) -> bool:
+        try:
+            await client.assistant_threads_setStatus(channel_id=channel, thread_ts=thread,
+                                                     status=status)
+        except (SlackApiError, ClientError, TimeoutError) as exc:
+            log.debug("assistant status in %s failed: %s", channel, _why_undelivered(exc))
+            return False
+        return True
+
+    async def _title(self, client: AsyncWebClient, team: str, channel: str, thread: str,
+                     title: str) -> None:
+        """The assistant thread's title, once: from its first question's answer."""
+        if not (title := thread_title(title)):
+            return
+        try:
+            first = await self.rt.store.first_seen(
+                f"slack:assistant-title:{team}:{channel}:{thread}", _TITLED)
+        except StoreError as exc:
+            self.rt.failed("store", exc)
+            return
+        if not first:
+            return
+        try:
+            await client.assistant_threads_setTitle(channel_id=channel, thread_ts=thread,
+                                                    title=title)
+        except (SlackApiError, ClientError, TimeoutError) as exc:
+            log.debug("assistant title in %s failed: %s", channel, _why_undelivered(exc))
 
     # ------------------------------------------------------------------ threads followed
 
@@ -517,11 +647,15 @@ class _Careerbot:
         admin = None
         if await self._is_admin(client, user):
             admin = [r for r in (status, await self.recorder.stats()) if r is not None]
-        examples = [t.examples[0] for t in self.engine.knowledge.topics.values()
-                    if not t.smalltalk and t.examples][:_HOME_EXAMPLES]
+        examples = [t.examples[0] for t in self._examples()][:_HOME_EXAMPLES]
         await client.views_publish(user_id=user, view=dict(home(
             self.engine.help(), self.engine.topics(), examples,
             command=self.settings.slack_command, admin=admin)))
+
+    def _examples(self) -> list[Topic]:
+        """The topics whose first example question careerbot offers (Home tab, prompts)."""
+        return [t for t in self.engine.knowledge.topics.values()
+                if not t.smalltalk and t.examples]
 
     async def on_ask(self, action: Body, body: Body, client: AsyncWebClient) -> None:
         """An example question pressed on the Home tab: answered in the presser's DM with

@@ -20,6 +20,9 @@ __all__ = [
     "FOLLOWUP",
     "MAX_BLOCKS",
     "MAX_FALLBACK",
+    "MAX_PROMPTS",
+    "MAX_PROMPT_MESSAGE",
+    "MAX_PROMPT_TITLE",
     "MAX_SECTION",
     "MAX_VIEW_BLOCKS",
     "PICK_ASPECT",
@@ -31,7 +34,9 @@ __all__ = [
     "home",
     "mrkdwn",
     "notice",
+    "prompts",
     "render",
+    "thread_title",
 ]
 
 # Slack's limits (https://docs.slack.dev/reference/block-kit/blocks)
@@ -46,6 +51,14 @@ MAX_OPTION_VALUE = 150
 MAX_BUTTON_VALUE = 2000
 MAX_CONTEXT = 3000  # a context block's text element
 MAX_FALLBACK = 3000  # the notification text; Slack would take more, nobody reads it
+# assistant.threads.setSuggestedPrompts takes "up to four" prompts
+# (https://docs.slack.dev/reference/methods/assistant.threads.setSuggestedPrompts); it
+# names no length for a prompt, so its title is held to a button's and its message to
+# what a user could type as a question
+MAX_PROMPTS = 4
+MAX_PROMPT_TITLE = MAX_BUTTON
+MAX_PROMPT_MESSAGE = 2000
+MAX_THREAD_TITLE = MAX_HEADER  # assistant.threads.setTitle: no documented limit either
 
 # action ids the app listens for
 FOLLOWUP = "careerbot_followup"
@@ -259,6 +272,25 @@ def home(about: Reply, topics: Reply, examples: Sequence[str], *,
         tail.append({"type": "actions", "elements": [reload]})
     return {"type": "home", "blocks": _fit(head, _body(topics, command), tail,
                                            MAX_VIEW_BLOCKS, "the Home tab")}
+
+
+def prompts(examples: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+    """Suggested prompts for an assistant thread: each (title, question) a prompt that
+    shows its title and, when picked, sends its question; four at most, cut to fit.
+    Plain text (Slack sends the message as the user's own), never empty."""
+    out = []
+    for title, question in examples:
+        title, question = title.strip(), question.strip()
+        if title and question:
+            out.append({"title": _cut(title, MAX_PROMPT_TITLE),
+                        "message": _cut(question, MAX_PROMPT_MESSAGE)})
+    return out[:MAX_PROMPTS]
+
+
+def thread_title(text: str) -> str:
+    """An assistant thread's title: one line of plain text, cut to fit, with no `<` or
+    `>` (so nothing in it can read as a mention, whatever Slack makes of it)."""
+    return _cut(" ".join(text.replace("<", " ").replace(">", " ").split()), MAX_THREAD_TITLE)
 
 
 def notice(text: str) -> SlackMessage:

@@ -1042,6 +1042,14 @@ class Matcher:
             # about a role we do not cover, or setting one beside one of ours ("data
             # analyst vs data scientist"): half of that answer is in no article
             return Match(None, None, confidence, candidates, analysis, "other_roles")
+        if (_SKILLS in self.knowledge.topics and not self._asks_beyond_a_move(focus or analysis)
+                and self._into_from_elsewhere(focus or analysis)
+                and (best is None or best.score < self.settings.decline_below
+                     or best.out_of_scope)):
+            # "i'm a web developer, how do i get into ml engineering?": nothing asked but
+            # the move, from a role we do not cover, into one of ours: what it needs
+            return Match(_SKILLS, self.role_for(_SKILLS, focus or analysis), confidence,
+                         candidates, analysis)
         if best is None or best.score < self.settings.decline_below:
             return Match(None, None, confidence, candidates, analysis, "low_confidence")
         if best.out_of_scope:
@@ -1065,6 +1073,20 @@ class Matcher:
             topic = _SKILLS
         return Match(topic, self.role_for(topic, focus or analysis), confidence,
                      candidates, analysis)
+
+    @staticmethod
+    def _asks_beyond_a_move(analysis: Analysis) -> bool:
+        """Whether a message asks about something besides moving: a word that neither
+        describes the move nor the asker ("I'm a nurse, can I become a DS?" asks nothing
+        more; "...become a DS without a degree?" does)."""
+        tokens = analysis.tokens
+        for pos, token in enumerate(tokens):
+            if token not in analysis.content or token in _STRUCTURE_WORDS:
+                continue
+            before = [t for t in tokens[max(0, pos - 3):pos] if t not in _ARTICLES]
+            if not (before and before[-1] in _SELF):
+                return True
+        return False
 
     @staticmethod
     def _into_from_elsewhere(analysis: Analysis) -> bool:

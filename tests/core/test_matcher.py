@@ -45,12 +45,19 @@ def label(engine, text: str, conversation: str = "") -> tuple[str | None, str | 
         # a move into one of ours from elsewhere is no switch between them: what it needs
         ("is it hard to become a machine learning engineer?", "skills", "ml_engineer"),
         ("can a data analyst transition into data science?", "skills", "data_scientist"),
+        # ... said with the asker's own job first, and nothing asked but the move
+        ("i'm a web developer, how do i get into ml engineering?", "skills", "ml_engineer"),
+        ("im a nurse, can i become a data scientist", "skills", "data_scientist"),
+        # ... but a move with something more to it is about that
+        ("how do i become a data scientist without a degree?", "education", "data_scientist"),
         # machine learning, the field, set beside data science: the two careers
         ("data science or machine learning, which pays better?", "salary", "both"),
         # the asker's own role is context, not the subject
         ("I'm an MLE, what do data scientists use for dashboards?", "tools", "data_scientist"),
         ("should I become a data scientist or an ML engineer?", "which_to_choose", "both"),
         ("i'm already a data scientist, curious what tools an MLE uses", "tools", "ml_engineer"),
+        # "the role of" is asking what the role is
+        ("What's the role of an ML engineer?", "role_definition", "ml_engineer"),
         # in a message of several sentences, the question says whom it is about
         ("Our data scientist just left. What is an ML engineer, exactly?",
          "role_definition", "ml_engineer"),

@@ -230,6 +230,12 @@ class Engine:
                            confidence=max(match.confidence, self.settings.sure_above))
         if match.topic is None or a.roles or a.compares or not short:
             return match
+        if (match.topic != previous.topic and a.points_back
+                and previous.topic in {c.id for c in match.candidates}
+                and self._read_after(state, previous, text)):
+            # "who owns it?" after MLOps: "it" is MLOps, though alone it reads as the
+            # lifecycle's stages
+            return replace(match, topic=previous.topic, role=previous.role)
         topic = state.knowledge.topics[match.topic]
         if topic.smalltalk or previous.role not in topic.roles:
             return match
@@ -248,9 +254,13 @@ class Engine:
             return True
         if not match.analysis.leans or previous.topic not in {c.id for c in match.candidates}:
             return False
+        return self._read_after(state, previous, text)
+
+    @staticmethod
+    def _read_after(state: _State, previous: Turn, text: str) -> bool:
+        """Whether `text`, read after the title of the topic in hand, is that topic."""
         title = state.knowledge.topics[previous.topic].title
-        again = state.matcher.match(f"{title}: {text}")
-        return again.topic == previous.topic
+        return state.matcher.match(f"{title}: {text}").topic == previous.topic
 
     def _runner_up(self, match: Match) -> str | None:
         """A topic nearly tied with the answer's, offered first as "did you mean"."""

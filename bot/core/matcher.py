@@ -395,6 +395,12 @@ class Analysis:
                                              for t in self.tokens))
                 or (bool(self.tokens) and _ASKING_MORE.issuperset(self.tokens)))
 
+    @property
+    def points_back(self) -> bool:
+        """Names its subject only by pointing at the conversation: "who owns it?",
+        "is that hard?"."""
+        return not _POINTING.isdisjoint(self.tokens)
+
     @cached_property
     def term_set(self) -> frozenset[str]:
         return frozenset(self.terms)

@@ -45,6 +45,8 @@ def test_follow_up_changes_the_topic_and_keeps_the_role(engine):
     # one that leans on the conversation keeps its subject
     ("what do data scientists earn?", "ML engineers?", ("salary", "ml_engineer")),
     ("how do models get deployed?", "is that the ml engineers job?", ("deployment", "both")),
+    # ... and "it" is the topic in hand, though alone it reads as another one
+    ("tell me about mlops", "who owns it", ("mlops", "both")),
     # a fragment unsure on its own is read after the topic in hand
     ("what do data scientists earn?", "at fintech firms?", ("salary", "data_scientist")),
     ("should a startup hire a data scientist or an ml engineer first?",

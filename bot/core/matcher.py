@@ -971,7 +971,10 @@ class Matcher:
         found: list[str] = []
         for i, word in enumerate(words[1:], 1):
             before = words[i - 1]
-            if not ((i >= 2 and before in _SUBJECT_AFTER)
+            # the preposition may come before "the": "in the auto industry" (not "a":
+            # "at a loss")
+            at = i - 1 if before == "the" and i >= 3 else i
+            if not ((at >= 2 and words[at - 1] in _SUBJECT_AFTER)
                     or (not named and before in _SUBJECT_OPENERS)
                     or before in _AUXILIARIES):
                 continue

@@ -106,6 +106,11 @@ def test_declines_what_the_articles_do_not_answer(engine, text):
     # in a subject's place, a real word no topic uses: declined, the subject named
     ("is a master's degree worth it in Norway?", None, ("Norway",)),
     ("how much do dentists earn?", None, ("dentists",)),
+    # ... also behind "the" ("in the X"), but not behind "a" ("at a disadvantage")
+    ("what do data scientists do in the hotel business?", None, ("hotel",)),
+    ("are data scientists at a disadvantage without a phd?", "education", ()),
+    # the articles' own country, however it is written
+    ("how much do ml engineers earn in the USA?", "salary", ()),
     # the subject of do/does/did, even beside one of our roles: a named company
     ("does google pay data scientists well?", None, ("google",)),
     ("do ml engineers need a phd?", "education", ()),

@@ -69,6 +69,7 @@ async def _key_user_refs(settings: Settings, recorder: Recorder) -> None:
 async def _serve(settings: Settings, slack: bool, discord: bool, knowledge: str | None,
                  port: int | None) -> int:
     from bot.core import Engine
+    from bot.core.matcher import warm
     from bot.learning import Recorder
     from bot.ops import bound_port, start_server
     from bot.runtime import Runtime
@@ -76,6 +77,7 @@ async def _serve(settings: Settings, slack: bool, discord: bool, knowledge: str 
 
     engine = Engine(knowledge_dir=Path(knowledge) if knowledge else settings.knowledge_dir,
                     settings=settings.match)
+    warm()  # before any request: a first answer loading it would hold up every ack
     store = open_store(settings)
     runtime = Runtime(engine, settings, store)
     log.info("knowledge version %s loaded (%d topics); replica %s; store %s", engine.version,

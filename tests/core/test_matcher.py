@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -290,3 +292,15 @@ def test_a_matcher_built_after_an_edit_is_the_one_built_from_nothing(knowledge_c
     for text in [typo, *texts]:
         a, b = reused.match(text), fresh.match(text)
         assert (a.topic, a.role, a.confidence) == (b.topic, b.role, b.confidence), text
+
+
+def test_warm_loads_now_the_word_list_a_first_question_would_load():
+    """`careerbot serve` warms before it takes requests: loading wordfreq's list inside
+    a first answer would hold up every acknowledgement behind it (make bench: Slack)."""
+    code = ("import sys\n"
+            "from bot.core.matcher import warm\n"
+            "assert 'wordfreq' not in sys.modules, 'imported before it is needed'\n"
+            "warm()\n"
+            "import wordfreq\n"
+            "assert wordfreq.get_frequency_dict.cache_info().currsize == 1, 'not loaded'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

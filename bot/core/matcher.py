@@ -116,7 +116,7 @@ _COMMON = 3             # a word is a typo of one a slip away and this many time
 # grown tenfold) then leave that question's weights, and so its answer, alone.
 _IDF_TOPICS = 48
 _DOUBLE = re.compile(r"([a-z])\1")
-_SENTENCE = re.compile(r"(?<=[.!?;\n])\s+|\n+")
+_SENTENCE = re.compile(r"(?<=[.!?;\n…])\s+|\n+")
 # Words that mark a message as continuing the previous one.
 _CUES = ("and", "what about", "how about", "same for", "same", "also", "for", "ok and",
          "then", "now", "wat about", "and for", "plus", "what if",
@@ -286,7 +286,7 @@ def _questions(sentences: list[str]) -> list[str]:
     asked = []
     for k, sentence in enumerate(sentences):
         words = normalise(sentence).split()
-        if sentence.rstrip().endswith("?") or (words and (
+        if sentence.rstrip().rstrip("!.").endswith("?") or (words and (  # "...is it?!"
                 words[0] in _ASKING or " ".join(words[:3]) in _ASKING_PHRASES
                 or " ".join(words[:4]) in _ASKING_PHRASES)):
             if k and len(words) <= 6 and _POINTING.intersection(words):

@@ -63,6 +63,9 @@ def label(engine, text: str, conversation: str = "") -> tuple[str | None, str | 
         # in a message of several sentences, the question says whom it is about
         ("Our data scientist just left. What is an ML engineer, exactly?",
          "role_definition", "ml_engineer"),
+        # ... a sentence ending in an ellipsis, a question in "?!"
+        ("I know what a data scientist is… but what is an ML engineer?!",
+         "role_definition", "ml_engineer"),
         # what the question is NOT about does not count
         ("not the salary question, which frameworks do ML engineers rely on?", "tools",
          "ml_engineer"),

@@ -959,6 +959,9 @@ class Matcher:
         reason = decided.decline_reason
         if reason == "other_roles":
             return replace(decided, subject=self._other_roles_named(text))
+        if reason == "low_confidence" and self._foreign(text, budget):
+            # before looking for an uncovered subject: "entre" is no subject of ours
+            return replace(decided, decline_reason="not_english")
         if reason == "low_confidence" or (
                 decided.topic and not self.knowledge.topics[decided.topic].smalltalk):
             subject = self._uncovered(self._asked_text(text, sentences, questions),
@@ -967,8 +970,6 @@ class Matcher:
                 # "is a master's worth it in France?": education, but not in France
                 return replace(decided, topic=None, role=None, decline_reason="uncovered",
                                subject=subject)
-        if reason == "low_confidence" and self._foreign(text, budget):
-            return replace(decided, decline_reason="not_english")
         return decided
 
     def _uncovered(self, text: str, named: bool, budget: _Budget) -> tuple[str, ...]:

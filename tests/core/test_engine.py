@@ -215,6 +215,9 @@ def test_a_message_of_many_questions_scores_a_bounded_few(engine, monkeypatch):
 @pytest.mark.parametrize(("text", "says"), [
     ("¿Cuánto gana un científico de datos?", "I answer questions in English."),
     ("数据科学家的工资是多少", "I answer questions in English."),
+    # ... even where one of its words is also an English one ("entre")
+    ("qual é a diferença entre cientista de dados e engenheiro de ML?",
+     "I answer questions in English."),
     ("mle interview tips?", "The articles don't cover interviews or interview prep."),
     ("what's the average ML engineer salary in germany?", "The articles don't cover "
      "particular countries or cities"),

@@ -38,6 +38,9 @@ def label(engine, text: str, conversation: str = "") -> tuple[str | None, str | 
         ("wat tools do data scientsts use", "tools", "data_scientist"),
         ("whats the diff between ds and mle", "overview", "both"),
         ("mle tc?", "salary", "ml_engineer"),
+        ("wtf is mlops", "mlops", "both"),
+        ("do ds ppl code alot", "coding", "data_scientist"),
+        ("gonna get replaced by gpt as a ds?", "generative_ai", "both"),
         # switching: the role is the one moved into
         ("how do I switch from data science to ML engineering?", "crossover", "ml_engineer"),
         ("I'm an ML engineer, could I move into data science?", "crossover", "data_scientist"),

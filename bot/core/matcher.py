@@ -405,8 +405,7 @@ class Analysis:
 
     @property
     def points_back(self) -> bool:
-        """Names its subject only by pointing at the conversation: "who owns it?",
-        "is that hard?"."""
+        """Points at something said before: "who owns it?", "is that hard?"."""
         return not _POINTING.isdisjoint(self.tokens)
 
     @cached_property
@@ -1064,8 +1063,9 @@ class Matcher:
                 and self._into_from_elsewhere(focus or analysis)
                 and (best is None or best.score < self.settings.decline_below
                      or best.out_of_scope)):
-            # "i'm a web developer, how do i get into ml engineering?": nothing asked but
-            # the move, from a role we do not cover, into one of ours: what it needs
+            # "i'm a web developer, how do i get into ml engineering?", "im a nurse, can i
+            # become a data scientist": nothing asked but a move into one of ours from
+            # elsewhere, however unsure the words: what the role moved into needs
             return Match(_SKILLS, self.role_for(_SKILLS, focus or analysis), confidence,
                          candidates, analysis)
         if best is None or best.score < self.settings.decline_below:

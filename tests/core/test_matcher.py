@@ -39,6 +39,7 @@ def label(engine, text: str, conversation: str = "") -> tuple[str | None, str | 
         ("whats the diff between ds and mle", "overview", "both"),
         ("mle tc?", "salary", "ml_engineer"),
         ("wtf is mlops", "mlops", "both"),
+        ("wats mlosp", "mlops", "both"),
         ("do ds ppl code alot", "coding", "data_scientist"),
         ("gonna get replaced by gpt as a ds?", "generative_ai", "both"),
         # switching: the role is the one moved into

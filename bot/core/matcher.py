@@ -1059,13 +1059,16 @@ class Matcher:
             # about a role we do not cover, or setting one beside one of ours ("data
             # analyst vs data scientist"): half of that answer is in no article
             return Match(None, None, confidence, candidates, analysis, "other_roles")
-        if (_SKILLS in self.knowledge.topics and not self._asks_beyond_a_move(focus or analysis)
-                and self._into_from_elsewhere(focus or analysis)
-                and (best is None or best.score < self.settings.decline_below
-                     or best.out_of_scope)):
-            # "i'm a web developer, how do i get into ml engineering?", "im a nurse, can i
-            # become a data scientist": nothing asked but a move into one of ours from
-            # elsewhere, however unsure the words: what the role moved into needs
+        # "how can a statistician become a data scientist?": no switch between our two
+        # roles, but what the one moved into needs
+        moving_in = (_SKILLS in self.knowledge.topics
+                     and self._into_from_elsewhere(focus or analysis)
+                     and len((around or analysis).roles_named) < 2)
+        if moving_in and not self._asks_beyond_a_move(focus or analysis) and (
+                best is None or best.score < self.settings.decline_below
+                or best.out_of_scope):
+            # ... also when nothing else is asked, however unsure the words: "i'm a web
+            # developer, how do i get into ml engineering?", "im a nurse, can i become a ds"
             return Match(_SKILLS, self.role_for(_SKILLS, focus or analysis), confidence,
                          candidates, analysis)
         if best is None or best.score < self.settings.decline_below:
@@ -1082,13 +1085,7 @@ class Matcher:
             # most of what is asked is words this topic never uses: "how do i deploy my
             # react site on vercel" is about deploying something else
             return Match(None, None, confidence, candidates, analysis, "low_confidence")
-        topic = best.id
-        if (topic == _SWITCH and _SKILLS in self.knowledge.topics
-                and self._into_from_elsewhere(focus or analysis)
-                and len((around or analysis).roles_named) < 2):
-            # "how can a statistician become a data scientist?": no switch between our two
-            # roles, but what the one moved into needs
-            topic = _SKILLS
+        topic = _SKILLS if best.id == _SWITCH and moving_in else best.id
         return Match(topic, self.role_for(topic, focus or analysis), confidence,
                      candidates, analysis)
 

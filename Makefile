@@ -52,7 +52,6 @@ k8s-knowledge: $(RUN_STAMP)
 	$(BIN)/python deploy/k8s/knowledge_configmap.py
 
 ## fingerprint: regenerate eval/seed_fingerprint.json from the articles (SEEDS=folder)
-SEEDS ?= ../shared/seeds
 fingerprint:
 	$(PYTHON) eval/fingerprint.py $(SEEDS)
 

@@ -1,4 +1,4 @@
-"""Score labelled question sets (the format of ../shared/eval/) against the engine."""
+"""Score labelled question sets (the JSON lines of eval/dev.jsonl) against the engine."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Regenerate eval/seed_fingerprint.json from the five source articles.
 
-    python eval/fingerprint.py ../shared/seeds        (or: make fingerprint)
+    python eval/fingerprint.py DIR        (or: make fingerprint SEEDS=DIR)
 
 The fingerprint lets the "answers are written in our own words" test run in a plain
 clone without redistributing the articles: it holds each article's file name and a
@@ -69,7 +69,11 @@ def fingerprint(seeds: Path) -> dict[str, object]:
 
 
 def main(argv: list[str]) -> int:
-    seeds = Path(argv[1] if len(argv) > 1 else "../shared/seeds")
+    if len(argv) != 2 or not Path(argv[1]).is_dir():
+        print("usage: python eval/fingerprint.py DIR (the folder of the five articles)",
+              file=sys.stderr)
+        return 2
+    seeds = Path(argv[1])
     OUT.write_text(json.dumps(fingerprint(seeds), indent=0) + "\n", encoding="utf-8")
     print(f"wrote {OUT}")
     return 0

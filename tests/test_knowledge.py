@@ -33,7 +33,7 @@ def test_the_contract_copy_is_the_handed_over_one_where_that_is_here():
         if theirs.exists():
             assert ours.read_bytes() == theirs.read_bytes(), ours.name
     if (SHARED / "seeds").is_dir():
-        assert fingerprint(SHARED / "seeds") == FINGERPRINT, "run: make fingerprint"
+        assert fingerprint(SHARED / "seeds") == FINGERPRINT, "run: make fingerprint SEEDS=DIR"
 
 
 def test_every_contract_topic_has_a_file_with_exactly_its_roles(knowledge):
@@ -179,7 +179,8 @@ def _unsupported(claims, article_figures) -> list[tuple[str, str, str]]:
 
 def test_every_source_has_the_name_answers_credit_it_by(knowledge):
     assert set(CITED_AS) == set(knowledge.sources)
-    assert FINGERPRINT["figures"].keys() == set(FINGERPRINT["files"]), "run: make fingerprint"
+    assert FINGERPRINT["figures"].keys() == set(FINGERPRINT["files"]), \
+        "run: make fingerprint SEEDS=DIR"
 
 
 def test_each_figure_is_one_its_credited_article_gives(knowledge):

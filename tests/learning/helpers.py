@@ -20,7 +20,7 @@ def declined_set() -> list[dict[str, Any]]:
     answer well, each with the intent a person would file it under and how careerbot
     would have recorded it (kind, nearest topic and score, why declined).
 
-    Written for these tests (not drawn from ../shared/eval): several wordings per
+    Written for these tests (not drawn from the dev set, eval/): several wordings per
     intent, typos, abbreviations (ds, mle), and a tail of one-off, off-topic messages.
     """
     with (DATA / "declined.jsonl").open(encoding="utf-8") as lines:

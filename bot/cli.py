@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
 import sys
 from collections.abc import Iterator
-from importlib import metadata
 from pathlib import Path
 from typing import BinaryIO
 
@@ -57,6 +55,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         print(render_text(engine.answer(Query(text=" ".join(args.question)))))
         return 0
+    import asyncio  # here: a one-question ask does without it
+
     return asyncio.run(_ask_lines(engine, settings))
 
 
@@ -240,16 +240,28 @@ def _port(text: str) -> int:
 
 
 def _version() -> str:
+    from importlib import metadata
+
     try:
         return metadata.version("careerbot")
     except metadata.PackageNotFoundError:  # run from a checkout that was never installed
         return "unknown"
 
 
+class _VersionAction(argparse.Action):
+    """--version, looked up only when asked for (importlib.metadata costs every run)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(f"careerbot {_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="careerbot", description="Data scientist or ML engineer? Career answers in chat.")
-    parser.add_argument("--version", action="version", version=f"careerbot {_version()}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="show the version and exit")
     # the options every command takes, before the command or after it
     common = argparse.ArgumentParser(add_help=False)
     for where, default in ((parser, None), (common, argparse.SUPPRESS)):

@@ -8,7 +8,6 @@ answer taller than it is shown a page at a time, /more giving the rest.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import os
 import re
@@ -18,7 +17,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich import box
 from rich.console import Console, RenderableType
@@ -28,7 +27,10 @@ from rich.text import Text
 from bot.core import Engine, Query, Reply
 from bot.core.context import Turn
 from bot.core.models import ROLE_NAMES, Comparison, Suggestion
-from bot.store import InProcessStore, Store
+
+if TYPE_CHECKING:  # the store, like the chat loop, brings asyncio: `careerbot ask`
+    # renders one reply without it
+    from bot.store import Store
 
 __all__ = ["ConsoleChat", "render_text"]
 
@@ -161,6 +163,8 @@ class ConsoleChat:
                  store: Store | None = None, height: int | None = None):
         """`height`: the terminal's rows, to page what is taller (None: never page; an
         interactive run takes the terminal's)."""
+        from bot.store import InProcessStore
+
         self.engine = engine
         self.store = store or InProcessStore(context_ttl=engine.settings.context_ttl)
         self.conversation = conversation
@@ -224,6 +228,8 @@ class ConsoleChat:
 
     def run(self, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
             prompt: str = "you> ") -> int:
+        import asyncio
+
         return asyncio.run(self._run(stdin, stdout, prompt))
 
     async def _run(self, stdin: TextIO, stdout: TextIO, prompt: str) -> int:

@@ -643,12 +643,13 @@ class Matcher:
         self._corrections = _kept_for(_CORRECTIONS, frozenset(self._targets), reach=3)
         # An example's corrected words read the same under the same phrases and
         # stopwords: reloads that change answers, or a few examples (and so which words
-        # are known), reuse the rest (one vocabulary is kept).
+        # are known), reuse the rest (one vocabulary is kept). Only the build reads them:
+        # they are no part of the matcher, nor of what matcher_cache keeps on disk.
         signature = hash((frozenset(self._phrases.items()), self._stop))
         if signature not in _EXAMPLE_ANALYSES:
             _EXAMPLE_ANALYSES.clear()
             _EXAMPLE_ANALYSES[signature] = {}
-        self._example_analyses = _EXAMPLE_ANALYSES[signature]
+        kept = _EXAMPLE_ANALYSES[signature]
 
         sources = [(t.id, False, t.examples, [*t.keywords, t.title])
                    for t in knowledge.topics.values()]
@@ -656,8 +657,8 @@ class Matcher:
         docs: list[_Doc] = []
         self._fuzzy_strings: list[list[str]] = []
         for label, oos, examples, keywords in sources:
-            analyses = [self._analyse_example(e) for e in examples]
-            docs.append(self._doc(label, oos, analyses, keywords))
+            analyses = [self._analyse_example(e, kept) for e in examples]
+            docs.append(self._doc(label, oos, analyses, keywords, kept))
             self._fuzzy_strings.append([a.fuzzy for a in analyses])
         self._docs = tuple(docs)
         self._about_other_roles = {i for i, d in enumerate(docs) if d.about_other_roles}
@@ -788,11 +789,11 @@ class Matcher:
             i += max(known, 1)
         return words
 
-    def _analyse_example(self, text: str) -> Analysis:
+    def _analyse_example(self, text: str, kept: dict[tuple[str, ...], Analysis]) -> Analysis:
         words = tuple(self._correct(w) for w in _example_words(text))
-        analysis = self._example_analyses.get(words)
+        analysis = kept.get(words)
         if analysis is None:
-            analysis = self._example_analyses[words] = self._read(self._spell_phrases(list(words)))
+            analysis = kept[words] = self._read(self._spell_phrases(list(words)))
         return analysis
 
     def _stem(self, token: str) -> str:
@@ -805,14 +806,15 @@ class Matcher:
             return token[:-1]
         return token
 
-    def _doc(self, label: str, oos: bool, examples: list[Analysis], keywords: list[str]) -> _Doc:
+    def _doc(self, label: str, oos: bool, examples: list[Analysis], keywords: list[str],
+             kept: dict[tuple[str, ...], Analysis]) -> _Doc:
         ex = tuple(a.term_set for a in examples)
         kw: set[str] = set()
         for k in keywords:
             key = ("", *normalise(k).split())  # a keyword is read as written: no corrections
-            analysed = self._example_analyses.get(key)
+            analysed = kept.get(key)
             if analysed is None:
-                analysed = self._example_analyses[key] = self._read(list(key[1:]))
+                analysed = kept[key] = self._read(list(key[1:]))
             kw.update(analysed.content)
             kw.update(t for t in analysed.terms if "_" in t)
         about_other = sum(OTHER in e for e in ex) > len(ex) / 2

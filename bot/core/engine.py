@@ -83,12 +83,13 @@ class Engine:
     def __init__(self, knowledge: Knowledge | None = None, *,
                  knowledge_dir: str | Path | None = None,
                  settings: MatchSettings | None = None, cache_dir: str | Path | None = None):
-        """`cache_dir`: where the first matcher is kept by content (matcher_cache); by
-        default $XDG_CACHE_HOME/careerbot when the engine loads `knowledge_dir` itself."""
+        """`cache_dir`: where the parsed files and the first matcher are kept by content
+        (load_knowledge, matcher_cache); by default $XDG_CACHE_HOME/careerbot when the
+        engine loads `knowledge_dir` itself."""
         self.settings = settings or MatchSettings()
         self._dir = Path(knowledge_dir) if knowledge_dir else None
         cache = Path(cache_dir) if cache_dir else None if knowledge else default_cache_dir()
-        self._state = self._build(knowledge or load_knowledge(self._dir), cache)
+        self._state = self._build(knowledge or load_knowledge(self._dir, cache), cache)
 
     def _build(self, knowledge: Knowledge, cache: Path | None = None) -> _State:
         aspects: list[str] = []

@@ -13,7 +13,8 @@ import re
 import stat
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import yaml
 from rapidfuzz import fuzz, process
 
+from bot.core import disk_cache
 from bot.core.models import ROLES, Comparison, ComparisonRow, Role, Source
 
 __all__ = [
@@ -185,11 +187,15 @@ _parsed_bytes = 0
 _parsed_lock = threading.Lock()  # reloads may run in worker threads
 
 
+def _parse_key(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
 def _parse(data: bytes) -> Any:
     """Parse one file's bytes; a reload reuses what an unchanged file gave (nothing mutates
     the result), keeping at most `_CACHE_BYTES` of source, least recently used out first."""
     global _parsed_bytes
-    key = hashlib.blake2b(data, digest_size=16).digest()
+    key = _parse_key(data)
     with _parsed_lock:
         hit = _parsed.get(key)
         if hit is not None:
@@ -204,6 +210,40 @@ def _parse(data: bytes) -> Any:
                 _, (size, _) = _parsed.popitem(last=False)
                 _parsed_bytes -= size
     return value
+
+
+_PARSED_MAGIC = b"careerbot-parsed-1\n"
+
+
+@contextmanager
+def _parsed_on_disk(cache_dir: Path | None) -> Iterator[Callable[[Iterable[bytes]], None]]:
+    """The parsed files `cache_dir` keeps, added to the in-process cache (_parse) for one
+    load; the callable this yields keeps the files that load read, when some were not
+    there. Parsing is most of a load: `careerbot ask` reads it instead. The file's name
+    is the digest of this module and the YAML library's version: what parses the same."""
+    if cache_dir is None:
+        yield lambda read: None
+        return
+    global _parsed_bytes
+    code = hashlib.sha256(f"{yaml.__version__}\n".encode() + Path(__file__).read_bytes())
+    path = cache_dir / f"parsed-{code.hexdigest()[:32]}.pickle"
+    kept = disk_cache.read(path, _PARSED_MAGIC)
+    on_disk: dict[bytes, tuple[int, Any]] = kept if isinstance(kept, dict) else {}
+    with _parsed_lock:
+        for key, entry in on_disk.items():
+            if key not in _parsed and _parsed_bytes + entry[0] <= _CACHE_BYTES:
+                _parsed[key] = entry
+                _parsed_bytes += entry[0]
+
+    def keep(read: Iterable[bytes]) -> None:
+        keys = [_parse_key(data) for data in read]
+        if all(key in on_disk for key in keys):
+            return
+        with _parsed_lock:
+            entries = {key: _parsed[key] for key in keys if key in _parsed}
+        disk_cache.write(path, entries, _PARSED_MAGIC)
+
+    yield keep
 
 
 def _kind(mode: int) -> str:
@@ -685,26 +725,31 @@ def _topic_files(root: Path, errors: _Collector) -> list[Path]:
     return [folder / name for name in names]
 
 
-def load_knowledge(directory: str | Path | None = None) -> Knowledge:
-    """Load and validate a knowledge directory; raise `KnowledgeError` listing every problem."""
+def load_knowledge(directory: str | Path | None = None,
+                   cache_dir: Path | None = None) -> Knowledge:
+    """Load and validate a knowledge directory; raise `KnowledgeError` listing every problem.
+    `cache_dir`: where parsed files are kept by content, for the next process to read
+    (None: nowhere). Validation runs in full either way."""
     root = Path(directory) if directory is not None else default_knowledge_dir()
     errors = _Collector()
     if not root.is_dir():
         raise KnowledgeError([Problem(str(root), "(directory)", "does not exist")])
     topics: dict[str, Topic] = {}
     unread: set[str] = set()
-    for path in _topic_files(root, errors):
-        topic = _load_topic(path, root, errors)
-        if topic is not None:
-            topics[topic.id] = topic
-        else:
-            unread.add(path.stem)
-    sources = _load_sources(root, errors)
-    vocabulary = _load_vocabulary(root, errors)
-    groups = _load_out_of_scope(root, errors)
-    _cross_check(topics, sources, groups, errors, frozenset(unread))
-    if errors.problems:
-        raise KnowledgeError([_located(p, errors.read.get(p.file)) for p in errors.problems])
+    with _parsed_on_disk(cache_dir) as keep:
+        for path in _topic_files(root, errors):
+            topic = _load_topic(path, root, errors)
+            if topic is not None:
+                topics[topic.id] = topic
+            else:
+                unread.add(path.stem)
+        sources = _load_sources(root, errors)
+        vocabulary = _load_vocabulary(root, errors)
+        groups = _load_out_of_scope(root, errors)
+        _cross_check(topics, sources, groups, errors, frozenset(unread))
+        if errors.problems:
+            raise KnowledgeError([_located(p, errors.read.get(p.file)) for p in errors.problems])
+        keep(errors.read.values())
 
     # the version names exactly the bytes parsed above: a file changed meanwhile is not in it
     digest = hashlib.sha256()

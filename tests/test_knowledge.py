@@ -226,7 +226,8 @@ def test_comparisons_have_both_roles_on_every_row(knowledge):
 # Labelled sets that measure generalisation: their lines never become examples
 DATA = EVAL.parent / "tests" / "data"
 REAL = DATA / "real"
-HELD_OUT = [*sorted(EVAL.glob("*.jsonl")), REAL / "heldout.jsonl"]
+APART = DATA / "apart"  # written apart from the base: diagnose.jsonl is read, heldout.jsonl not
+HELD_OUT = [*sorted(EVAL.glob("*.jsonl")), REAL / "heldout.jsonl", APART / "heldout.jsonl"]
 
 
 def _held_out_texts(paths: list[Path] = HELD_OUT) -> list[str]:
@@ -262,7 +263,8 @@ def test_held_out_lines_are_not_copied_into_examples(knowledge):
     # and "...a data scientist and a data engineer?" is another question than "...and an
     # ML engineer": an exact copy is caught above, a copy a letter or two off here
     ([REAL / "heldout.jsonl"], 8, 95),
-], ids=["dev set", "real held-out"])
+    ([APART / "heldout.jsonl", APART / "diagnose.jsonl"], 8, 95),
+], ids=["dev set", "real held-out", "written apart"])
 def test_no_example_is_a_near_copy_of_a_held_out_line(knowledge, paths, words, cutoff):
     """Not even reworded by a letter or two."""
     from rapidfuzz import fuzz, process, utils
@@ -288,7 +290,8 @@ def test_the_real_questions_are_split_by_page():
 
 
 @pytest.mark.parametrize("path", [*sorted(EVAL.glob("*.jsonl")), *sorted(DATA.glob("*.jsonl")),
-                                  *sorted(REAL.glob("*.jsonl"))], ids=lambda p: p.name)
+                                  *sorted(REAL.glob("*.jsonl")), *sorted(APART.glob("*.jsonl"))],
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_label_is_one_the_contract_allows(path):
     """A topic of `roles: [both]` is labelled both, whichever role a question names: a
     label the contract rules out counts a right answer as a miss."""

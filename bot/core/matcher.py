@@ -1125,11 +1125,12 @@ class Matcher:
 
     def _strays(self, words: list[str], topic_id: str) -> int:
         """How many of `words` this topic never uses, in any form ("detected" is a form
-        of "detect")."""
+        of "detect"). A participle frames an ask rather than naming what it is about:
+        "how much coding is involved?", "you mentioned mlops, what is it?"."""
         roots = self._roots.get(topic_id)
         if roots is None:
             roots = self._roots[topic_id] = frozenset(map(_root, self._vocabulary[topic_id]))
-        return sum(_root(t) not in roots for t in words)
+        return sum(_root(t) not in roots and not t.endswith("ed") for t in words)
 
     # ------------------------------------------------------------------ roles
 

@@ -759,7 +759,8 @@ class Matcher:
         joined = " ".join(words)
         cue = (any(joined == c or joined.startswith(c + " ") for c in _CUES)
                or any(w in _ANAPHORA for w in words))
-        compares = any(t in _COMPARE for t in tokens) or "which one" in joined
+        compares = (any(t in _COMPARE for t in tokens) or "which one" in joined
+                    or " the two " in f" {joined} ")  # "the handoff between the two"
         reverses = any(f" {r} " in f" {joined} " for r in _REVERSE)
         return Analysis(tuple(tokens), content, terms, roles, OTHER in tokens, cue, compares,
                         reverses)

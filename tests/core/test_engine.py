@@ -54,6 +54,15 @@ def test_follow_up_changes_the_topic_and_keeps_the_role(engine):
     # nothing but asking for more: the answer in hand, for the same role
     ("what tools do ML engineers use?", "why?", ("tools", "ml_engineer")),
     ("what do data scientists earn?", "tell me more", ("salary", "data_scientist")),
+    # a new subject framed by a participle is still that subject, for the same role
+    ("what tools do data scientists use?", "and how much coding is involved?",
+     ("coding", "data_scientist")),
+    # a role narrowed by an adverb: the topic in hand ("both" is all it answers for)
+    ("how does genai change these roles?", "what about for data scientists specifically?",
+     ("generative_ai", "both")),
+    # "the two" are both roles, not the last one named
+    ("who do ML engineers work with?", "how does the handoff between the two work?",
+     ("collaboration", "both")),
     # ... but not one that is about something else
     ("what do data scientists earn?", "and what is the weather like?", (None, None)),
     ("what tools do ML engineers use?", "why do data scientists use python?",

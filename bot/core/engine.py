@@ -229,8 +229,10 @@ class Engine:
             role = state.matcher.role_for(previous.topic, a) if a.roles else previous.role
             return replace(match, topic=previous.topic, role=role, decline_reason=None,
                            confidence=max(match.confidence, self.settings.sure_above))
-        if match.topic is None or a.roles or a.compares or not short:
+        if match.topic is None or a.roles or a.compares:
             return match
+        if not short and match.topic != previous.topic:
+            return match  # a long message about something new: its own subject, alone
         if (match.topic != previous.topic and a.points_back
                 and previous.topic in {c.id for c in match.candidates}
                 and self._read_after(state, previous, text)):
@@ -240,7 +242,8 @@ class Engine:
         topic = state.knowledge.topics[match.topic]
         if topic.smalltalk or previous.role not in topic.roles:
             return match
-        # "and their tools?", "pay?": a new subject, still about the same role
+        # "and their tools?", "pay?": a new subject, still about the same role; "is it
+        # easier early in my career?" after a move into DS: the same subject, still DS
         return replace(match, role=previous.role)
 
     def _leans_on(self, state: _State, match: Match, previous: Turn, text: str) -> bool:

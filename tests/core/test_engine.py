@@ -63,6 +63,9 @@ def test_follow_up_changes_the_topic_and_keeps_the_role(engine):
     # "the two" are both roles, not the last one named
     ("who do ML engineers work with?", "how does the handoff between the two work?",
      ("collaboration", "both")),
+    # more on the subject in hand, naming no role, is still about the role in hand
+    ("I'm an ML engineer, how do I become a data scientist?",
+     "is it easier if I'm early in my career?", ("crossover", "data_scientist")),
     # ... but not one that is about something else
     ("what do data scientists earn?", "and what is the weather like?", (None, None)),
     ("what tools do ML engineers use?", "why do data scientists use python?",

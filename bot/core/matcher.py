@@ -980,6 +980,7 @@ class Matcher:
         "pharmacists", "France". As the asker wrote them, first seen first."""
         words = normalise(text).split()
         found: list[str] = []
+        passed_on = -1  # a subject's place handed on past "of"
         for i, word in enumerate(words[1:], 1):
             before = words[i - 1]
             # the preposition may come before "the": "in the auto industry" (not "a":
@@ -987,7 +988,11 @@ class Matcher:
             at = i - 1 if before == "the" and i >= 3 else i
             if not ((at >= 2 and words[at - 1] in _SUBJECT_AFTER)
                     or (not named and before in _SUBJECT_OPENERS)
-                    or before in _AUXILIARIES):
+                    or before in _AUXILIARIES or i == passed_on):
+                continue
+            if i + 1 < len(words) and words[i + 1] == "of":
+                # "a rundown of mlops", "the pay of pharmacists": the subject follows
+                passed_on = i + 2
                 continue
             if (not word.isalpha() or len(word) < 3 or word in self._stop
                     or _MODIFIER.search(word) or _root(word) in self._covered

@@ -129,6 +129,8 @@ _ASKING = frozenset({"what", "whats", "wat", "how", "hw", "which", "who", "whos"
 _ASKING_PHRASES = frozenset({"i want to know", "i wonder", "id like to know", "i would like to",
                              "tell me", "help me", "i need to know", "im wondering",
                              "im curious", "wondering"})
+# ... and one that ends so: "ds vs mle responsibilities pls"
+_PLEASE = frozenset({"please", "pls", "plz"})
 _POINTING = frozenset({"that", "this", "it", "those", "these"})
 # words that point back at the conversation: "is that the ML engineer's job?", "become one"
 _BACK = _POINTING | {"one", "then", "same"}
@@ -288,7 +290,7 @@ def _questions(sentences: list[str]) -> list[str]:
         words = normalise(sentence).split()
         if sentence.rstrip().rstrip("!.").endswith("?") or (words and (  # "...is it?!"
                 words[0] in _ASKING or " ".join(words[:3]) in _ASKING_PHRASES
-                or " ".join(words[:4]) in _ASKING_PHRASES)):
+                or " ".join(words[:4]) in _ASKING_PHRASES or words[-1] in _PLEASE)):
             if k and len(words) <= 6 and _POINTING.intersection(words):
                 sentence = f"{sentences[k - 1]} {sentence}"
             asked.append(sentence)

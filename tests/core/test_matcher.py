@@ -42,6 +42,9 @@ def label(engine, text: str, conversation: str = "") -> tuple[str | None, str | 
         ("wats mlosp", "mlops", "both"),
         ("do ds ppl code alot", "coding", "data_scientist"),
         ("gonna get replaced by gpt as a ds?", "generative_ai", "both"),
+        # a request that ends in "pls" asks, question mark or not
+        ("who's on the hook for what?? ds vs mle responsibilities pls", "responsibilities",
+         "both"),
         # switching: the role is the one moved into
         ("how do I switch from data science to ML engineering?", "crossover", "ml_engineer"),
         ("I'm an ML engineer, could I move into data science?", "crossover", "data_scientist"),

@@ -96,6 +96,8 @@ _REAL_WORD_ZIPF = 2.5
 # ... and whose subject follows them, even in a question that names one of our roles:
 # "does Google pay data scientists well?"
 _AUXILIARIES = frozenset({"do", "does", "did"})
+# ... and either side of "vs": "mle salary sydney vs melbourne?"
+_SIDE_BY_SIDE = frozenset({"vs", "versus"})
 # the endings of words that describe rather than name ("traditional", "biggest", "losing"):
 # in a subject's place they modify the subject, which comes after them
 _MODIFIER = re.compile(r"(?:al|est|ive|ous|ly|ed|ing|able|ible|ful|less|ic|ary|ory)$")
@@ -983,16 +985,18 @@ class Matcher:
         words = normalise(text).split()
         found: list[str] = []
         passed_on = -1  # a subject's place handed on past "of"
-        for i, word in enumerate(words[1:], 1):
-            before = words[i - 1]
+        for i, word in enumerate(words):
+            before = words[i - 1] if i else ""
+            after = words[i + 1] if i + 1 < len(words) else ""
             # the preposition may come before "the": "in the auto industry" (not "a":
             # "at a loss")
             at = i - 1 if before == "the" and i >= 3 else i
             if not ((at >= 2 and words[at - 1] in _SUBJECT_AFTER)
                     or (not named and before in _SUBJECT_OPENERS)
-                    or before in _AUXILIARIES or i == passed_on):
+                    or before in _AUXILIARIES or i == passed_on
+                    or before in _SIDE_BY_SIDE or after in _SIDE_BY_SIDE):
                 continue
-            if i + 1 < len(words) and words[i + 1] == "of":
+            if after == "of":
                 # "a rundown of mlops", "the pay of pharmacists": the subject follows
                 passed_on = i + 2
                 continue

@@ -124,6 +124,10 @@ def test_declines_what_the_articles_do_not_answer(engine, text):
     # ... and past "of": a rundown is no subject, what it is of may be
     ("need a rundown of what mlops covers in practice", "mlops", ()),
     ("what is the pay of dentists?", None, ("dentists",)),
+    # ... either side of "vs", first word or not; what is covered there is no subject
+    ("mle salary sydney vs melbourne?", None, ("sydney", "melbourne")),
+    ("dentists vs data scientists, who earns more?", None, ("dentists",)),
+    ("tensorflow vs pytorch for ml engineers?", "tools", ()),
     # the articles' own country, however it is written
     ("how much do ml engineers earn in the USA?", "salary", ()),
     # the subject of do/does/did, even beside one of our roles: a named company

@@ -1152,8 +1152,10 @@ class Matcher:
         named = analysis.roles_named
         if topic_id == _SWITCH:
             role = self._target_role(analysis)
-        elif named == {"data_scientist"} and analysis.compares and _ML in analysis.tokens:
-            role = "both"  # "data science or machine learning?": the two careers, side by side
+        elif named == {"data_scientist"} and _ML in analysis.tokens:
+            # "data science or machine learning?", "a job in data science and machine
+            # learning": the two careers, side by side
+            role = "both"
         elif len(named) == 1:
             role = next(iter(named))
         elif len(named) == 2 and not analysis.compares:

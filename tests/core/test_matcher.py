@@ -61,6 +61,8 @@ def label(engine, text: str, conversation: str = "") -> tuple[str | None, str | 
         ("how do i become a data scientist without a degree?", "education", "data_scientist"),
         # machine learning, the field, set beside data science: the two careers
         ("data science or machine learning, which pays better?", "salary", "both"),
+        ("do I need a degree to work in data science and machine learning?", "education",
+         "both"),
         # the asker's own role is context, not the subject
         ("I'm an MLE, what do data scientists use for dashboards?", "tools", "data_scientist"),
         ("should I become a data scientist or an ML engineer?", "which_to_choose", "both"),

@@ -42,6 +42,9 @@ def label(engine, text: str, conversation: str = "") -> tuple[str | None, str | 
         ("wats mlosp", "mlops", "both"),
         ("do ds ppl code alot", "coding", "data_scientist"),
         ("gonna get replaced by gpt as a ds?", "generative_ai", "both"),
+        # a software dev is another role, not the tools' software
+        ("is an ML engineer just a software dev who knows ML?", "role_definition",
+         "ml_engineer"),
         # a request that ends in "pls" asks, question mark or not
         ("who's on the hook for what?? ds vs mle responsibilities pls", "responsibilities",
          "both"),

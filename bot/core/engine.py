@@ -222,6 +222,14 @@ class Engine:
             # companies?" after a salary one: unsure alone, settled by the topic in hand
             role = state.matcher.role_for(previous.topic, a) if a.roles else previous.role
             return replace(match, topic=previous.topic, role=role, decline_reason=None)
+        best = match.best
+        if (match.decline_reason == "low_confidence" and short and a.leans and best
+                and not best.out_of_scope and not state.knowledge.topics[best.id].smalltalk
+                and self.settings.follow_up_below <= best.score < self.settings.decline_below):
+            # "how would that engineer deploy it?" after a hiring answer: unsure alone, but
+            # a follow-up in a conversation, and about deploying
+            match = replace(match, topic=best.id, decline_reason=None,
+                            role=state.matcher.role_for(best.id, a))
         if (not a.content and a.leans and not a.other_role
                 and (a.roles or not state.knowledge.topics[previous.topic].smalltalk)):
             # "what about data scientists?": the previous subject, for the role just named;

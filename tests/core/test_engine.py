@@ -51,6 +51,9 @@ def test_follow_up_changes_the_topic_and_keeps_the_role(engine):
     ("what do data scientists earn?", "at fintech firms?", ("salary", "data_scientist")),
     ("should a startup hire a data scientist or an ml engineer first?",
      "what if we only have a prototype so far?", ("hiring", "both")),
+    # ... and one unsure alone that leans on the conversation goes where it comes closest
+    ("when should a startup hire its first ML engineer?", "how would that person deploy it?",
+     ("deployment", "both")),
     # nothing but asking for more: the answer in hand, for the same role
     ("what tools do ML engineers use?", "why?", ("tools", "ml_engineer")),
     ("what do data scientists earn?", "tell me more", ("salary", "data_scientist")),

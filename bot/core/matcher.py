@@ -108,6 +108,11 @@ _PHRASE_SPELLING = 85    # fuzz.ratio from which a few words spell a role name o
 _PHRASE_WORD_SPELLING = 60  # ... and each of its words this close to the name's word
 # switching between our two roles; a move into one from elsewhere asks what it needs
 _SWITCH, _SKILLS = "crossover", "skills"
+# a question about the bot's own past, which it has none of: declined with that group
+_OWN_STORY = "personal_experience"
+# ("did you mean", "did you say" ask about the answer)
+_ASKS_MY_STORY = re.compile(r"\b(?:did you(?! mean| say)|were you|have you ever|you personally|"
+                            r"your own (?:journey|experience|story|path|switch))\b", re.I)
 # machine learning, the field, set beside data science stands for the ML engineer's career
 _ML = "ml"
 _MAX_QUESTIONS = 4       # questions of one message scored: its first two and last two
@@ -665,6 +670,7 @@ class Matcher:
             docs.append(self._doc(label, oos, analyses, keywords, kept))
             self._fuzzy_strings.append([a.fuzzy for a in analyses])
         self._docs = tuple(docs)
+        self._declines_own_story = any(g.id == _OWN_STORY for g in knowledge.out_of_scope)
         self._about_other_roles = {i for i, d in enumerate(docs) if d.about_other_roles}
         self._roots: dict[str, frozenset[str]] = {}  # a topic's words by _root, when asked
         self._window_scores: dict[Analysis, dict[int, float]] = {}
@@ -963,6 +969,10 @@ class Matcher:
         decided = self._decide(whole, candidates, focus, asked,
                                self.analyse(around, budget=budget) if around else whole)
         reason = decided.decline_reason
+        if ((decided.topic or reason == "low_confidence") and self._declines_own_story
+                and _ASKS_MY_STORY.search(self._asked_text(text, sentences, questions))):
+            # "did you have imposter syndrome your first year?": the bot has no story
+            return replace(decided, topic=None, role=None, decline_reason=_OWN_STORY)
         if reason == "other_roles":
             return replace(decided, subject=self._other_roles_named(text))
         if reason == "low_confidence" and self._foreign(text, budget):

@@ -54,6 +54,8 @@ def test_follow_up_changes_the_topic_and_keeps_the_role(engine):
     # ... and one unsure alone that leans on the conversation goes where it comes closest
     ("when should a startup hire its first ML engineer?", "how would that person deploy it?",
      ("deployment", "both")),
+    # asking what the bot said is no question about its past
+    ("what tools do ML engineers use?", "what did you mean by mlops?", ("mlops", "both")),
     # nothing but asking for more: the answer in hand, for the same role
     ("what tools do ML engineers use?", "why?", ("tools", "ml_engineer")),
     ("what do data scientists earn?", "tell me more", ("salary", "data_scientist")),
@@ -238,6 +240,11 @@ def test_a_message_of_many_questions_scores_a_bounded_few(engine, monkeypatch):
      "particular countries or cities"),
     ("data analyst vs data scientist?", "I have nothing on “data analyst”. I only know "
      "about data scientists"),
+    # a question about the bot's own past, whatever it would otherwise match
+    ("did you have a hard time learning kubernetes as an ml engineer?",
+     "I can't speak from experience of my own"),
+    ("have you ever regretted becoming a data scientist?",
+     "I can't speak from experience of my own"),
     # a subject no topic mentions, named as the asker wrote it
     ("is a master's degree worth it in Norway?",
      "The articles I answer from say nothing about “Norway”."),

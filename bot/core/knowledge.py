@@ -597,6 +597,21 @@ def _url(value: Any, name: str, errors: _Collector) -> str:
     return value.strip()
 
 
+def _words(raw: Any, field: str, errors: _Collector) -> tuple[str, ...]:
+    """A list of synonyms.yaml's names as matching reads them: lowercased, letters, digits,
+    + and # (so "&" or "!!" would match nothing: a problem, not an empty phrase)."""
+    names = _str_list(raw, "synonyms.yaml", field, errors)
+    kept = []
+    for i, name in enumerate(names):
+        key = _norm_key(name)
+        if key:
+            kept.append(key)
+        else:
+            errors.add("synonyms.yaml", f"{field}[{i}]",
+                       f"{name!r} has no letters or digits, so nothing can match it")
+    return tuple(kept)
+
+
 def _load_vocabulary(root: Path, errors: _Collector) -> Vocabulary:
     empty = Vocabulary(roles={}, other_roles=(), synonyms={}, stopwords=frozenset())
     raw = _read_yaml(root / "synonyms.yaml", root, errors)
@@ -610,26 +625,27 @@ def _load_vocabulary(root: Path, errors: _Collector) -> Vocabulary:
         errors.add("synonyms.yaml", "roles", "must map data_scientist and ml_engineer to names")
     else:
         for role in ("data_scientist", "ml_engineer"):
-            names = _str_list(roles_raw.get(role), "synonyms.yaml", f"roles.{role}", errors)
+            names = _words(roles_raw.get(role), f"roles.{role}", errors)
             if not names:
                 errors.add("synonyms.yaml", f"roles.{role}", "needs at least one name")
-            roles[role] = tuple(_norm_key(n) for n in names)
+            roles[role] = names
     synonyms_raw = raw.get("synonyms") or {}
     synonyms: dict[str, tuple[str, ...]] = {}
     if not isinstance(synonyms_raw, dict):
         errors.add("synonyms.yaml", "synonyms", "must map a canonical word to its variants")
     else:
         for canon, variants in synonyms_raw.items():
-            synonyms[_norm_key(str(canon))] = tuple(
-                _norm_key(v) for v in _str_list(variants, "synonyms.yaml", f"synonyms.{canon}",
-                                                errors))
+            key = _norm_key(str(canon))
+            if not key:
+                errors.add("synonyms.yaml", f"synonyms.{canon}",
+                           f"{str(canon)!r} has no letters or digits, so nothing can match it")
+                continue
+            synonyms[key] = _words(variants, f"synonyms.{canon}", errors)
     return Vocabulary(
         roles=roles,
-        other_roles=tuple(_norm_key(r) for r in _str_list(
-            raw.get("other_roles"), "synonyms.yaml", "other_roles", errors)),
+        other_roles=_words(raw.get("other_roles"), "other_roles", errors),
         synonyms=synonyms,
-        stopwords=frozenset(_norm_key(w) for w in _str_list(
-            raw.get("stopwords"), "synonyms.yaml", "stopwords", errors)),
+        stopwords=frozenset(_words(raw.get("stopwords"), "stopwords", errors)),
     )
 
 

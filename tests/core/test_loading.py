@@ -67,6 +67,19 @@ def test_each_kind_of_error_names_file_and_field(knowledge_copy, change, field, 
     assert has(problems_of(knowledge_copy), "topics/salary.yaml", field, why)
 
 
+@pytest.mark.parametrize(("change", "field"), [
+    (lambda d: d["synonyms"].update({"and": ["n", "&"]}), "synonyms.and[1]"),
+    (lambda d: d["synonyms"].update({"!!": ["wow"]}), "synonyms.!!"),
+    (lambda d: d["stopwords"].insert(0, "..."), "stopwords[0]"),
+    (lambda d: d["other_roles"].insert(0, "—"), "other_roles[0]"),
+])
+def test_a_name_with_nothing_to_match_is_a_problem_not_a_crash(knowledge_copy, change, field):
+    """A synonym, stopword or role name of only punctuation would match nothing (and once
+    built an empty phrase the matcher could not index)."""
+    edit(knowledge_copy / "synonyms.yaml", change)
+    assert has(problems_of(knowledge_copy), "synonyms.yaml", field, "no letters or digits")
+
+
 @pytest.mark.parametrize("url", [
     "bluebirdinternational.com/machine-learning-engineer-vs-data-scientist/",  # no scheme
     "ftp://example.com/article",

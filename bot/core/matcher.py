@@ -126,7 +126,7 @@ _DOUBLE = re.compile(r"([a-z])\1")
 _SENTENCE = re.compile(r"(?<=[.!?;\n…])\s+|\n+")
 # Words that mark a message as continuing the previous one.
 _CUES = ("and", "what about", "how about", "same for", "same", "also", "for", "ok and",
-         "then", "now", "wat about", "and for", "plus", "what if",
+         "then", "now", "and for", "plus", "what if",
          # a fragment that opens on a preposition: "at fintech companies?", "in big tech?"
          "at", "in", "with", "without", "outside")
 # A sentence that starts so asks something, question mark or not.
@@ -767,7 +767,8 @@ class Matcher:
         terms = tuple(unigrams + [f"{a}_{b}" for a, b in zip(unigrams, unigrams[1:],
                                                               strict=False)])
         joined = " ".join(words)
-        cue = (any(joined == c or joined.startswith(c + " ") for c in _CUES)
+        said = (joined, " ".join(tokens))  # as typed, and as read: "wat abt ds?", "n for mles?"
+        cue = (any(text == c or text.startswith(c + " ") for text in said for c in _CUES)
                or any(w in _ANAPHORA for w in words))
         compares = (any(t in _COMPARE for t in tokens) or "which one" in joined
                     or " the two " in f" {joined} ")  # "the handoff between the two"

@@ -56,6 +56,10 @@ def test_follow_up_changes_the_topic_and_keeps_the_role(engine):
      ("deployment", "both")),
     # asking what the bot said is no question about its past
     ("what tools do ML engineers use?", "what did you mean by mlops?", ("mlops", "both")),
+    # a follow-up in chat spelling leans as it would spelt out
+    ("what do data scientists earn?", "wat abt ml engineers", ("salary", "ml_engineer")),
+    ("which languages does a data scientist code in?", "n for ml engineers?",
+     ("coding", "ml_engineer")),
     # nothing but asking for more: the answer in hand, for the same role
     ("what tools do ML engineers use?", "why?", ("tools", "ml_engineer")),
     ("what do data scientists earn?", "tell me more", ("salary", "data_scientist")),

@@ -230,7 +230,7 @@ class Engine:
             # a follow-up in a conversation, and about deploying
             match = replace(match, topic=best.id, decline_reason=None,
                             role=state.matcher.role_for(best.id, a))
-        if (not a.content and a.leans and not a.other_role
+        if ((a.asks_more or (not a.content and a.leans)) and not a.other_role
                 and (a.roles or not state.knowledge.topics[previous.topic].smalltalk)):
             # "what about data scientists?": the previous subject, for the role just named;
             # "why?", "tell me more": the previous subject as it was

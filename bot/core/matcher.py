@@ -148,6 +148,8 @@ _ANAPHORA = frozenset({"they", "their", "them", "theirs", "those", "these"})
 # a message of nothing but these asks more of the answer in hand: "why?", "how so?"
 _ASKING_MORE = frozenset({"why", "how", "so", "really", "tell", "me", "more", "explain",
                           "elaborate", "please", "pls", "go", "on"})
+# ... but not one that asks which or what: "which of the two should I go for?"
+_NAMING = frozenset({"what", "which", "who", "where", "when"})
 # Before a role name, these make it the role being moved INTO; after "from", the source.
 _ARTICLES = frozenset({"a", "an", "the", "fellow"})
 _INTO = frozenset({"become", "becoming", "became", "into", "to", "towards", "toward", "switch",
@@ -410,7 +412,15 @@ class Analysis:
         return (self.cue or not _BACK.isdisjoint(self.tokens)
                 or (bool(self.roles) and all(t in _ROLE_TOKEN or t in _ARTICLES
                                              for t in self.tokens))
-                or (bool(self.tokens) and _ASKING_MORE.issuperset(self.tokens)))
+                or self.asks_more)
+
+    @property
+    def asks_more(self) -> bool:
+        """Asks for more of the answer in hand and names nothing: "why?", "can you
+        elaborate", "ok but y tho"."""
+        return (not self.roles and not self.compares and _NAMING.isdisjoint(self.tokens)
+                and not _ASKING_MORE.isdisjoint(self.tokens)
+                and _ASKING_MORE.issuperset(self.content))
 
     @property
     def points_back(self) -> bool:

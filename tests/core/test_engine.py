@@ -63,6 +63,10 @@ def test_follow_up_changes_the_topic_and_keeps_the_role(engine):
     # nothing but asking for more: the answer in hand, for the same role
     ("what tools do ML engineers use?", "why?", ("tools", "ml_engineer")),
     ("what do data scientists earn?", "tell me more", ("salary", "data_scientist")),
+    ("what do ML engineers earn?", "can you elaborate?", ("salary", "ml_engineer")),
+    ("what do ML engineers earn?", "ok but y tho", ("salary", "ml_engineer")),
+    # ... but asking which is a new question
+    ("what do ML engineers earn?", "so which should i go for?", ("which_to_choose", "both")),
     # a new subject framed by a participle is still that subject, for the same role
     ("what tools do data scientists use?", "and how much coding is involved?",
      ("coding", "data_scientist")),

@@ -143,7 +143,9 @@ _POINTING = frozenset({"that", "this", "it", "those", "these"})
 _BACK = _POINTING | {"one", "then", "same"}
 # Words that ask for the previous answer the other way round.
 _REVERSE = ("other way round", "other way around", "vice versa", "the reverse",
-            "the opposite", "opposite direction", "other direction")
+            "the opposite", "opposite direction", "other direction",
+            # ... or for the other role: "how about the other one?"
+            "the other one", "the other role", "the other side")
 _ANAPHORA = frozenset({"they", "their", "them", "theirs", "those", "these"})
 # a message of nothing but these asks more of the answer in hand: "why?", "how so?"
 _ASKING_MORE = frozenset({"why", "how", "so", "really", "tell", "me", "more", "explain",

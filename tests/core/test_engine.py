@@ -144,6 +144,10 @@ def test_a_question_that_stands_on_its_own_inherits_nothing(engine):
 def test_the_other_way_round_keeps_the_topic_for_the_other_role(engine):
     assert ask(engine, "how hard is it to go from ds to mle?") == ("crossover", "ml_engineer")
     assert ask(engine, "ok, and vice versa?") == ("crossover", "data_scientist")
+    # ... and "the other one" is the other role, on any topic
+    assert ask(engine, "do ML engineers need a degree in computer science?") == (
+        "education", "ml_engineer")
+    assert ask(engine, "and what about the other one?") == ("education", "data_scientist")
 
 
 def test_a_short_follow_up_leaning_on_the_topic_in_hand_is_answered(knowledge):

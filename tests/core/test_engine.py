@@ -45,6 +45,8 @@ def test_follow_up_changes_the_topic_and_keeps_the_role(engine):
     # one that leans on the conversation keeps its subject
     ("what do data scientists earn?", "ML engineers?", ("salary", "ml_engineer")),
     ("how do models get deployed?", "is that the ml engineers job?", ("deployment", "both")),
+    ("what is exploratory data analysis?", "do data scientists do something like that?",
+     ("eda", "both")),
     # ... and "it" is the topic in hand, though alone it reads as another one
     ("tell me about mlops", "who owns it", ("mlops", "both")),
     # a fragment unsure on its own is read after the topic in hand

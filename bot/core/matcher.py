@@ -1160,12 +1160,12 @@ class Matcher:
 
     def _strays(self, words: list[str], topic_id: str) -> int:
         """How many of `words` this topic never uses, in any form ("detected" is a form
-        of "detect"). A participle frames an ask rather than naming what it is about:
-        "how much coding is involved?", "you mentioned mlops, what is it?"."""
+        of "detect"). A participle or an adverb frames an ask rather than naming what
+        it is about: "how much coding is involved?", "what is mlops, roughly?"."""
         roots = self._roots.get(topic_id)
         if roots is None:
             roots = self._roots[topic_id] = frozenset(map(_root, self._vocabulary[topic_id]))
-        return sum(_root(t) not in roots and not t.endswith("ed") for t in words)
+        return sum(_root(t) not in roots and not t.endswith(("ed", "ly")) for t in words)
 
     # ------------------------------------------------------------------ roles
 

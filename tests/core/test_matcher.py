@@ -42,6 +42,8 @@ def label(engine, text: str, conversation: str = "") -> tuple[str | None, str | 
         ("wats mlosp", "mlops", "both"),
         ("do ds ppl code alot", "coding", "data_scientist"),
         ("gonna get replaced by gpt as a ds?", "generative_ai", "both"),
+        # an adverb frames the ask: no stray word of the topic's
+        ("what is mlops, roughly?", "mlops", "both"),
         # a software dev is another role, not the tools' software
         ("is an ML engineer just a software dev who knows ML?", "role_definition",
          "ml_engineer"),

@@ -597,6 +597,9 @@ def _url(value: Any, name: str, errors: _Collector) -> str:
     return value.strip()
 
 
+_NOTHING_TO_MATCH = "has no letters or digits, so nothing can match it"
+
+
 def _words(raw: Any, field: str, errors: _Collector) -> tuple[str, ...]:
     """A list of synonyms.yaml's names as matching reads them: lowercased, letters, digits,
     + and # (so "&" or "!!" would match nothing: a problem, not an empty phrase)."""
@@ -607,8 +610,7 @@ def _words(raw: Any, field: str, errors: _Collector) -> tuple[str, ...]:
         if key:
             kept.append(key)
         else:
-            errors.add("synonyms.yaml", f"{field}[{i}]",
-                       f"{name!r} has no letters or digits, so nothing can match it")
+            errors.add("synonyms.yaml", f"{field}[{i}]", f"{name!r} {_NOTHING_TO_MATCH}")
     return tuple(kept)
 
 
@@ -638,7 +640,7 @@ def _load_vocabulary(root: Path, errors: _Collector) -> Vocabulary:
             key = _norm_key(str(canon))
             if not key:
                 errors.add("synonyms.yaml", f"synonyms.{canon}",
-                           f"{str(canon)!r} has no letters or digits, so nothing can match it")
+                           f"{str(canon)!r} {_NOTHING_TO_MATCH}")
                 continue
             synonyms[key] = _words(variants, f"synonyms.{canon}", errors)
     return Vocabulary(

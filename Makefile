@@ -8,7 +8,7 @@ RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 PIP := $(BIN)/pip install --quiet --constraint constraints.txt
 
-.PHONY: run test lint bench bench-quick clean k8s-knowledge fingerprint lock
+.PHONY: run test lint bench bench-quick clean k8s-knowledge fingerprint handover lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ k8s-knowledge: $(RUN_STAMP)
 ## fingerprint: regenerate eval/seed_fingerprint.json from the articles (SEEDS=folder)
 fingerprint:
 	$(PYTHON) eval/fingerprint.py $(SEEDS)
+
+## handover: check eval/ against a handed-over folder (SHARED=folder: topics.yaml, eval/, seeds/)
+handover:
+	$(PYTHON) eval/handover.py $(SHARED)
 
 ## bench: the benchmarks (benchmarks/), every figure beside a same-run baseline
 bench: $(TEST_STAMP)

@@ -12,8 +12,6 @@ from bot.core.knowledge import default_knowledge_dir
 ROOT = Path(__file__).resolve().parents[1]
 #: the project's own label contract, dev set and article fingerprint (see eval/)
 EVAL = ROOT / "eval"
-#: where material is handed to the team; a plain clone has no such folder
-SHARED = ROOT.parent / "shared"
 
 
 @pytest.fixture(scope="session")

@@ -975,7 +975,8 @@ class Matcher:
         ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)
         candidates = tuple(Candidate(self._docs[i].label, round(min(s, 1.0), 4),
                                      self._docs[i].out_of_scope) for i, s in ranked[:5])
-        asked = self._asked(whole, text, sentences, questions, budget)
+        asked_text = self._asked_text(text, sentences, questions)
+        asked = whole if len(sentences) < 2 else self.analyse(asked_text, budget=budget)
         # the questions of a message of several sentences, when they name a role: "I know
         # what a data scientist is. What's an ML engineer?" is about ML engineers
         focus = asked if questions and asked.roles else whole
@@ -983,7 +984,7 @@ class Matcher:
                                self.analyse(around, budget=budget) if around else whole)
         reason = decided.decline_reason
         if ((decided.topic or reason == "low_confidence") and self._declines_own_story
-                and _ASKS_MY_STORY.search(self._asked_text(text, sentences, questions))):
+                and _ASKS_MY_STORY.search(asked_text)):
             # "did you have imposter syndrome your first year?": the bot has no story
             return replace(decided, topic=None, role=None, decline_reason=_OWN_STORY)
         if reason == "other_roles":
@@ -993,8 +994,7 @@ class Matcher:
             return replace(decided, decline_reason="not_english")
         if reason == "low_confidence" or (
                 decided.topic and not self.knowledge.topics[decided.topic].smalltalk):
-            subject = self._uncovered(self._asked_text(text, sentences, questions),
-                                      bool(focus.roles), budget)
+            subject = self._uncovered(asked_text, bool(focus.roles), budget)
             if subject:
                 # "is a master's worth it in France?": education, but not in France
                 return replace(decided, topic=None, role=None, decline_reason="uncovered",
@@ -1078,13 +1078,6 @@ class Matcher:
         if len(sentences) < 2:
             return text
         return " ".join(questions) if questions else sentences[-1]
-
-    def _asked(self, whole: Analysis, text: str, sentences: list[str], questions: list[str],
-               budget: _Budget) -> Analysis:
-        """What a message asks, read."""
-        if len(sentences) < 2:
-            return whole
-        return self.analyse(self._asked_text(text, sentences, questions), budget=budget)
 
     def _decide(self, analysis: Analysis, candidates: tuple[Candidate, ...],
                 focus: Analysis | None = None, asked: Analysis | None = None,

@@ -105,7 +105,8 @@ _BAYES_SMOOTHING = 0.5  # add-k smoothing of each topic's term counts
 _BAYES_RIVALS = 48      # the posterior is over the candidates and this many most-voted topics
 _FUZZY_LEADERS = 10     # topics whose examples are string-compared with the question
 _PHRASE_SPELLING = 85    # fuzz.ratio from which a few words spell a role name or phrase
-_PHRASE_WORD_SPELLING = 60  # ... and each of its words this close to the name's word
+_PHRASE_WORD_SPELLING = 60  # ... and each of its words this close to the name's word,
+_PHRASE_WORD_SLIPS = 2      # and at most this many slips from it
 # switching between our two roles; a move into one from elsewhere asks what it needs
 _SWITCH, _SKILLS = "crossover", "skills"
 # a question about the bot's own past, which it has none of: declined with that group
@@ -804,8 +805,10 @@ class Matcher:
                     continue
                 hit = process.extractOne(" ".join(window), self._spelt[size],
                                          scorer=fuzz.ratio, score_cutoff=_PHRASE_SPELLING)
-                # and word for word: "machine learning a" is no "machine learning eng"
+                # and word for word: "machine learning a" is no "machine learning eng",
+                # and "data science tools" no "data science folks"
                 if hit and all(fuzz.ratio(a, b) >= _PHRASE_WORD_SPELLING
+                               and OSA.distance(a, b) <= _PHRASE_WORD_SLIPS
                                for a, b in zip(window, hit[0].split(), strict=True)):
                     words[i:i + size] = hit[0].split()
                     known = size

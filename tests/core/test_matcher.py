@@ -232,6 +232,9 @@ def test_question_set_is_well_formed():
     ("outloooook", ("outlook",)),
     # ... but a role name and the next word stay apart
     ("data science jobs", ("@ds", "jobs")),
+    # ... and a word of its own is no slip of a phrase's word three slips away
+    # ("tools" is not "folks" of "data science folks")
+    ("data science tools", ("@ds", "tool")),
     ("machine learning a", ("ml", "a")),
     # a word the examples use often is a word, not a slip of a commoner one ("stack")
     ("slack", ("slack",)),

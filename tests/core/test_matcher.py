@@ -44,6 +44,8 @@ def label(engine, text: str, conversation: str = "") -> tuple[str | None, str | 
         ("gonna get replaced by gpt as a ds?", "generative_ai", "both"),
         # an adverb frames the ask: no stray word of the topic's
         ("what is mlops, roughly?", "mlops", "both"),
+        # keeping tabs on a model is monitoring it, and going live is deploying it
+        ("how do you keep tabs on a model once it goes live", "model_drift", "both"),
         # a software dev is another role, not the tools' software
         ("is an ML engineer just a software dev who knows ML?", "role_definition",
          "ml_engineer"),

@@ -157,6 +157,8 @@ _NAMING = frozenset({"what", "which", "who", "where", "when"})
 _ARTICLES = frozenset({"a", "an", "the", "fellow"})
 _INTO = frozenset({"become", "becoming", "became", "into", "to", "towards", "toward", "switch",
                    "as", "be", "fulltime", "full"})
+# ... of which these say so alone, whatever else the message says
+_BECOMING = frozenset({"become", "becoming", "became", "into", "towards", "toward"})
 _SELF = frozenset({"im", "am", "currently", "been", "was", "fellow", "being"})
 _FROM = frozenset({"from", "ex", "former", "is", "are"})
 # after a role name, these make it the role being moved out of: "a DS becoming an MLE"
@@ -1088,9 +1090,11 @@ class Matcher:
         best = candidates[0] if candidates else None
         confidence = best.score if best else 0.0
         if analysis.other_role and (not analysis.roles or (
-                analysis.compares and len(analysis.roles_named) == 1)):
-            # about a role we do not cover, or setting one beside one of ours ("data
-            # analyst vs data scientist"): half of that answer is in no article
+                analysis.compares and len(analysis.roles_named) == 1)
+                or self._into_another_role(analysis)):
+            # about a role we do not cover, setting one beside one of ours ("data
+            # analyst vs data scientist"), or moving out of ours into it ("from ML
+            # engineering to data engineering"): half of that answer is in no article
             return Match(None, None, confidence, candidates, analysis, "other_roles")
         # "how can a statistician become a data scientist?": no switch between our two
         # roles, but what the one moved into needs
@@ -1133,6 +1137,24 @@ class Matcher:
                 continue
             before = [t for t in tokens[max(0, pos - 3):pos] if t not in _ARTICLES]
             if not (before and before[-1] in _SELF):
+                return True
+        return False
+
+    @staticmethod
+    def _into_another_role(analysis: Analysis) -> bool:
+        """A move into a role we do not cover: "how do I become a data engineer?", and
+        "to" one from one of ours ("switch from ML engineering to data engineering",
+        "Data Science to Software Engineer"). Not "to" alone: "do DSes report to data
+        engineers?" moves nobody."""
+        tokens = analysis.tokens
+        moving = not _MOVES.isdisjoint(tokens) or "from" in tokens
+        for pos, token in enumerate(tokens):
+            if token != OTHER:
+                continue
+            before = [t for t in tokens[max(0, pos - 4):pos] if t not in _ARTICLES][-2:]
+            last = before[-1] if before else ""
+            if last in _BECOMING or (last == "to" and (
+                    moving or (len(before) == 2 and before[0] in _ROLE_TOKEN))):
                 return True
         return False
 

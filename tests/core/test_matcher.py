@@ -156,6 +156,23 @@ def test_a_subject_the_base_does_not_cover_is_named(engine, text, topic, subject
     assert match.decline_reason == ("uncovered" if subject else None)
 
 
+@pytest.mark.parametrize(("text", "subject"), [
+    # moving out of one of our roles into one we do not cover: no article says how
+    ("should i switch from ml engineering to data engineering?", ("data engineering",)),
+    ("Daily Life: Data Science to Software Engineer", ("software engineer",)),
+    ("I'm a data scientist, how do I become a data engineer?", ("data engineer",)),
+    # ... but moving into ours from one of them is what that role needs
+    ("from data analyst to data scientist: how?", None),
+    ("I'm a data engineer, how do I become a data scientist?", None),
+])
+def test_a_move_into_a_role_we_do_not_cover_is_declined(engine, text, subject):
+    match = engine.match(text)
+    if subject is None:
+        assert (match.topic, match.role) == ("skills", "data_scientist")
+    else:
+        assert (match.decline_reason, match.subject) == ("other_roles", subject)
+
+
 def test_questions_buried_in_personal_stories_are_found(engine):
     """The independent set's long messages: a few sentences of context, then the question."""
     rows = [json.loads(line) for line in (DATA / "questions.jsonl").read_text().splitlines()]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import os.path
 import re
 import unicodedata
 from collections import Counter, defaultdict
@@ -93,6 +94,9 @@ _SUBJECT_OPENERS = frozenset({"do", "does", "did", "is", "are", "can", "should",
 # wordfreq's Zipf scale (log10 of uses per billion words): from 2.5, about once in three
 # million words, a word is real English (below are typos, names, jargon nobody can judge)
 _REAL_WORD_ZIPF = 2.5
+# ... and from 3.5, about once in three hundred thousand, a word is common: two slips
+# from it is another word, not a slip ("competitors", "competition"), unless a form of it
+_COMMON_WORD_ZIPF = 3.5
 # ... and whose subject follows them, even in a question that names one of our roles:
 # "does Google pay data scientists well?"
 _AUXILIARIES = frozenset({"do", "does", "did"})
@@ -238,6 +242,12 @@ def _root(word: str) -> str:
     one ("detected", "detection", "detect"); never shorter than four letters."""
     root = _SUFFIX.sub("", word)
     return root if len(root) >= 4 else word
+
+
+def _ending_changed(word: str, other: str) -> bool:
+    """Whether two words differ in their last two letters at most ("importance",
+    "important"): one is a form of the other."""
+    return len(os.path.commonprefix([word, other])) >= max(len(word), len(other)) - 2
 
 
 @lru_cache(maxsize=4096)
@@ -731,6 +741,10 @@ class Matcher:
             hits = process.extract(singular, self._targets, scorer=OSA.distance,
                                    score_cutoff=limit, limit=None)
             word = singular if hits else word
+        if limit == 2 and _zipf(word) >= _COMMON_WORD_ZIPF:
+            # a common word two slips from another is that word only as a form of it:
+            # "importance" is "important", "competitors" is not "competition"
+            hits = [h for h in hits if h[1] < 2 or _ending_changed(word, h[0])]
         if not hits:
             return word
         # on a tie, a slip keeps the first letter more often than not, and the

@@ -257,6 +257,9 @@ def test_question_set_is_well_formed():
     ("machine learning a", ("ml", "a")),
     # a word the examples use often is a word, not a slip of a commoner one ("stack")
     ("slack", ("slack",)),
+    # a common word two slips from another is no slip of it, unless a form of it
+    ("competitors", ("competitor",)),
+    ("importance", ("important",)),
 ])
 def test_a_typo_is_read_as_the_likeliest_word_a_slip_away(engine, typed, meant):
     assert engine._state.matcher.analyse(typed).tokens == meant

@@ -242,6 +242,7 @@ class Engine:
         if not short and match.topic != previous.topic:
             return match  # a long message about something new: its own subject, alone
         if (match.topic != previous.topic and a.points_back
+                and not state.matcher.names(match.topic, a)
                 and previous.topic in {c.id for c in match.candidates}
                 and self._read_after(state, previous, text)):
             # "who owns it?" after MLOps: "it" is MLOps, though alone it reads as the

@@ -701,6 +701,7 @@ class Matcher:
         self._window_scores: dict[Analysis, dict[int, float]] = {}
         self._analyses: dict[str, Analysis] = {}
         self._vocabulary = {doc.label: _doc_vocabulary(doc) for doc in docs}
+        self._titles: dict[str, frozenset[str]] = {}
         index = _index(tuple(docs), self._stop, self.weights)
         self._idf = index.idf
         self._unknown_idf = index.unknown_idf
@@ -1198,6 +1199,15 @@ class Matcher:
         if roots is None:
             roots = self._roots[topic_id] = frozenset(map(_root, self._vocabulary[topic_id]))
         return sum(_root(t) not in roots and not t.endswith(("ed", "ly")) for t in words)
+
+    def names(self, topic_id: str, analysis: Analysis) -> bool:
+        """Whether a message names this topic by a word of its title ("mlops", "salary"):
+        its subject is its own."""
+        title = self._titles.get(topic_id)
+        if title is None:
+            title = self._titles[topic_id] = frozenset(
+                self._read(normalise(self.knowledge.topics[topic_id].title).split()).content)
+        return not title.isdisjoint(analysis.content)
 
     # ------------------------------------------------------------------ roles
 

@@ -49,6 +49,8 @@ def test_follow_up_changes_the_topic_and_keeps_the_role(engine):
      ("eda", "both")),
     # ... and "it" is the topic in hand, though alone it reads as another one
     ("tell me about mlops", "who owns it", ("mlops", "both")),
+    # ... unless the message names what "it" is by the name of its own topic
+    ("what's an ml engineer responsible for?", "so mlops, what is it?", ("mlops", "both")),
     # a fragment unsure on its own is read after the topic in hand
     ("what do data scientists earn?", "at fintech firms?", ("salary", "data_scientist")),
     ("should a startup hire a data scientist or an ml engineer first?",

@@ -380,6 +380,11 @@ class _Direction:
         return bool(self.targets - self.sources) and bool(self.sources - self.targets)
 
 
+def _two_before(tokens: list[str] | tuple[str, ...], pos: int) -> list[str]:
+    """The last two words before a role's position, articles aside ("become a", "to")."""
+    return [t for t in tokens[max(0, pos - 4):pos] if t not in _ARTICLES][-2:]
+
+
 def _direction(tokens: list[str] | tuple[str, ...],
                roles: tuple[tuple[Role, int], ...]) -> _Direction:
     """How the named roles stand in the sentence: the asker's, moved out of, moved into."""
@@ -387,7 +392,7 @@ def _direction(tokens: list[str] | tuple[str, ...],
     sources: set[Role] = set()
     targets: set[Role] = set()
     for role, pos in roles:
-        before = [t for t in tokens[max(0, pos - 4):pos] if t not in _ARTICLES][-2:]
+        before = _two_before(tokens, pos)
         after = [t for t in tokens[pos + 1:pos + 4] if t not in _ARTICLES][:2]
         last = before[-1] if before else ""
         if (any(t in _SELF for t in before) or " ".join(before) in _SELF_PAIRS
@@ -1166,7 +1171,7 @@ class Matcher:
         for pos, token in enumerate(tokens):
             if token != OTHER:
                 continue
-            before = [t for t in tokens[max(0, pos - 4):pos] if t not in _ARTICLES][-2:]
+            before = _two_before(tokens, pos)
             last = before[-1] if before else ""
             if last in _BECOMING or (last == "to" and (
                     moving or (len(before) == 2 and before[0] in _ROLE_TOKEN))):

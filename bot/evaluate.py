@@ -285,6 +285,7 @@ class _Asked:
     answered: bool
     right: bool
     in_scope: bool
+    leads: bool  # answered below any decline line: far ahead of every rival
 
 
 def _ask_all(knowledge: Knowledge, settings: MatchSettings, folds: int,
@@ -297,7 +298,8 @@ def _ask_all(knowledge: Knowledge, settings: MatchSettings, folds: int,
 
     def asked(match: Match, topic: str | None, role: str | None) -> _Asked:
         right = match.topic == topic and (not topic or not role or match.role == role)
-        return _Asked(match.confidence, match.topic is not None, right, bool(topic))
+        return _Asked(match.confidence, match.topic is not None, right, bool(topic),
+                      match.leads)
 
     examples = [asked(matcher.match(text), want, None)
                 for _, matcher, held in _folds(knowledge, open_line, folds, weights)
@@ -315,8 +317,9 @@ def _ask_all(knowledge: Knowledge, settings: MatchSettings, folds: int,
 
 def _rates(asked: list[_Asked], line: float) -> tuple[float, float]:
     """In scope right, and out of scope declined, with this decline line."""
-    inside = [a.right and a.confidence >= line for a in asked if a.in_scope]
-    outside = [not a.answered or a.confidence < line for a in asked if not a.in_scope]
+    inside = [a.right and (a.confidence >= line or a.leads) for a in asked if a.in_scope]
+    outside = [not a.answered or (a.confidence < line and not a.leads)
+               for a in asked if not a.in_scope]
     return sum(inside) / max(len(inside), 1), sum(outside) / max(len(outside), 1)
 
 

@@ -26,7 +26,8 @@ class MatchSettings:
     #: out by fold, and the held-out real questions: 0.42 places most right, a mean 74.9%
     #: of their in-scope and declined rates)
     decline_below: float = 0.42
-    #: a short follow-up whose best topic is the conversation's own is answered from here
+    #: a short follow-up whose best topic is the conversation's own is answered from here,
+    #: and so is a question whose best topic is far ahead of every rival
     follow_up_below: float = 0.32
     #: a topic this close to the answer's (under `sure_above`) is offered as "did you mean"
     clarify_margin: float = 0.03

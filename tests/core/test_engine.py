@@ -159,10 +159,11 @@ def test_a_short_follow_up_leaning_on_the_topic_in_hand_is_answered(knowledge):
     from bot.settings import MatchSettings
 
     strict = Engine(knowledge, settings=MatchSettings(decline_below=0.99, follow_up_below=0.2))
-    text = "what would i need to learn"
+    text = "how much do data scientists make?"  # unsure, and with a rival near
     assert strict.answer(Query(text=text)).kind == "decline"
     best = strict.match(text).best
     assert best is not None and not best.out_of_scope and best.score >= 0.2
+    assert not strict.match(text).leads
     followed = strict.answer(Query(text=text), Turn(best.id, "data_scientist"))
     assert (followed.topic, followed.role) == (best.id, "data_scientist")
     elsewhere = next(t for t in knowledge.topics if t != best.id and not
@@ -260,6 +261,8 @@ def test_a_message_of_many_questions_scores_a_bounded_few(engine, monkeypatch):
     ("did you have a hard time learning kubernetes as an ml engineer?",
      "I can't speak from experience of my own"),
     ("have you ever regretted becoming a data scientist?",
+     "I can't speak from experience of my own"),
+    ("tell me about a time a pipeline of yours broke in production",
      "I can't speak from experience of my own"),
     # a subject no topic mentions, named as the asker wrote it
     ("is a master's degree worth it in Norway?",

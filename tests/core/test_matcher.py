@@ -217,8 +217,29 @@ def test_the_decline_threshold_is_a_setting(knowledge):
     from bot.core import Engine
     from bot.settings import MatchSettings
 
-    strict = Engine(knowledge, settings=MatchSettings(decline_below=0.99))
+    strict = Engine(knowledge, settings=MatchSettings(decline_below=0.99, follow_up_below=0.99))
     assert strict.answer(Query(text="ds salary in the us?")).kind == "decline"
+
+
+def test_below_the_decline_line_only_a_clear_leader_is_answered(knowledge):
+    """Under the decline line (raised here so that ordinary questions fall under it), a
+    best topic far ahead of every rival, with nothing asked that it never speaks of, is
+    answered from the follow-up line; one with a rival near, or a word of another
+    subject, is declined."""
+    from bot.core import Engine
+    from bot.settings import MatchSettings
+
+    unsure = Engine(knowledge, settings=MatchSettings(decline_below=0.99))
+    assert label(unsure, "should a data scientist know kubernetes") == ("tools",
+                                                                       "data_scientist")
+    # statistics and what ML is come close
+    assert label(unsure, "what math is needed for machine learning work?") == (None, None)
+    # "startup" is no word of the tools topic
+    assert label(unsure, "should a data scientist know kubernetes for her startup") == (
+        None, None)
+    # and from the follow-up line, not below it
+    below = Engine(knowledge, settings=MatchSettings(decline_below=0.99, follow_up_below=0.6))
+    assert label(below, "should a data scientist know kubernetes") == (None, None)
 
 
 def test_independent_question_set_accuracy(engine):

@@ -264,6 +264,8 @@ def test_a_message_of_many_questions_scores_a_bounded_few(engine, monkeypatch):
      "I can't speak from experience of my own"),
     ("tell me about a time a pipeline of yours broke in production",
      "I can't speak from experience of my own"),
+    ("what's the toughest model you've ever put in production?",
+     "I can't speak from experience of my own"),
     # a subject no topic mentions, named as the asker wrote it
     ("is a master's degree worth it in Norway?",
      "The articles I answer from say nothing about “Norway”."),

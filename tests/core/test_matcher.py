@@ -44,6 +44,7 @@ def label(engine, text: str, conversation: str = "") -> tuple[str | None, str | 
         ("gonna get replaced by gpt as a ds?", "generative_ai", "both"),
         # an adverb frames the ask: no stray word of the topic's
         ("what is mlops, roughly?", "mlops", "both"),
+        ("so what is machine learning, technically?", "what_is_ml", "both"),
         # keeping tabs on a model is monitoring it, and going live is deploying it
         ("how do you keep tabs on a model once it goes live", "model_drift", "both"),
         # a software dev is another role, not the tools' software
@@ -281,6 +282,8 @@ def test_question_set_is_well_formed():
     # a common word two slips from another is no slip of it, unless a form of it
     ("competitors", ("competitor",)),
     ("importance", ("important",)),
+    # ... and an adverb is kept: it frames the ask, where its adjective names a subject
+    ("technically", ("technically",)),
 ])
 def test_a_typo_is_read_as_the_likeliest_word_a_slip_away(engine, typed, meant):
     assert engine._state.matcher.analyse(typed).tokens == meant

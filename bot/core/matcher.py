@@ -1141,7 +1141,11 @@ class Matcher:
             # developer, how do i get into ml engineering?", "im a nurse, can i become a ds"
             return Match(_SKILLS, self.role_for(_SKILLS, focus or analysis), confidence,
                          candidates, analysis)
-        leads = best is not None and self._clear_lead(asked or analysis, candidates)
+        asked = asked or analysis
+        words = [t for t in asked.content if t.isalpha()]  # "question 7": numbers say little
+        strays = self._strays(words, best.id) if best else 0
+        leads = best is not None and bool(words) and strays == 0 and self._clear_lead(
+            candidates)
         if best is None or (best.score < self.settings.decline_below and not leads):
             return Match(None, None, confidence, candidates, analysis, "low_confidence")
         if best.out_of_scope:
@@ -1149,10 +1153,8 @@ class Matcher:
         if self.knowledge.topics[best.id].smalltalk and not self._small_talk(analysis, best):
             # "how do you say thank you in Japanese?" is not a thank-you
             return Match(None, None, confidence, candidates, analysis, "low_confidence")
-        asked = asked or analysis
-        words = [t for t in asked.content if t.isalpha()]  # "question 7": numbers say little
         if (words and not asked.roles and not self.knowledge.topics[best.id].smalltalk
-                and self._strays(words, best.id) * 2 >= len(words)):
+                and strays * 2 >= len(words)):
             # most of what is asked is words this topic never uses: "how do i deploy my
             # react site on vercel" is about deploying something else
             return Match(None, None, confidence, candidates, analysis, "low_confidence")
@@ -1160,18 +1162,15 @@ class Matcher:
         return Match(topic, self.role_for(topic, focus or analysis), confidence,
                      candidates, analysis, leads=leads)
 
-    def _clear_lead(self, asked: Analysis, candidates: tuple[Candidate, ...]) -> bool:
-        """Unsure, but with no rival near and nothing asked that the topic never speaks
-        of: "What Math is Required for Machine Learning?" (statistics 0.37, coding 0.29).
-        Answered from the follow-up line, where the lead over the rivals stands in for
-        the conversation's support."""
+    def _clear_lead(self, candidates: tuple[Candidate, ...]) -> bool:
+        """Unsure, but with no rival near (and, the caller checks, nothing asked that the
+        topic never speaks of): "What Math is Required for Machine Learning?" (statistics
+        0.37, coding 0.29). Answered from the follow-up line, where the lead over the
+        rivals stands in for the conversation's support."""
         best = candidates[0]
-        if best.out_of_scope or best.score < self.settings.follow_up_below:
-            return False
         second = candidates[1].score if len(candidates) > 1 else 0.0
-        words = [t for t in asked.content if t.isalpha()]
-        return (bool(words) and second <= _LEAD * best.score
-                and self._strays(words, best.id) == 0)
+        return (not best.out_of_scope and best.score >= self.settings.follow_up_below
+                and second <= _LEAD * best.score)
 
     @staticmethod
     def _asks_beyond_a_move(analysis: Analysis) -> bool:

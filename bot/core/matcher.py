@@ -156,7 +156,7 @@ _BACK = _POINTING | {"one", "then", "same"}
 _REVERSE = ("other way round", "other way around", "vice versa", "the reverse",
             "the opposite", "opposite direction", "other direction",
             # ... or for the other role: "how about the other one?"
-            "the other one", "the other role", "the other side")
+            "the other one", "the other role", "the other side", "the other way")
 _ANAPHORA = frozenset({"they", "their", "them", "theirs", "those", "these"})
 # a message of nothing but these asks more of the answer in hand: "why?", "how so?"
 _ASKING_MORE = frozenset({"why", "how", "so", "really", "tell", "me", "more", "explain",

@@ -148,6 +148,9 @@ def test_a_question_that_stands_on_its_own_inherits_nothing(engine):
 def test_the_other_way_round_keeps_the_topic_for_the_other_role(engine):
     assert ask(engine, "how hard is it to go from ds to mle?") == ("crossover", "ml_engineer")
     assert ask(engine, "ok, and vice versa?") == ("crossover", "data_scientist")
+    assert ask(engine, "is moving from ml engineering to data science hard?") == (
+        "crossover", "data_scientist")
+    assert ask(engine, "and going the other way?") == ("crossover", "ml_engineer")
     # ... and "the other one" is the other role, on any topic
     assert ask(engine, "do ML engineers need a degree in computer science?") == (
         "education", "ml_engineer")

@@ -11,7 +11,7 @@ from rapidfuzz import fuzz, process
 
 from bot.core.context import ContextStore, Turn
 from bot.core.knowledge import Knowledge, KnowledgeError, Problem, load_knowledge
-from bot.core.matcher import Match, Matcher, asks
+from bot.core.matcher import OWN_STORY, Match, Matcher, asks
 from bot.core.matcher_cache import cached_matcher, default_cache_dir
 from bot.core.models import OTHER_ROLE, ROLE_NAMES, Query, Reply, Role, Suggestion
 from bot.core.text import quote, strip_invisible
@@ -231,6 +231,7 @@ class Engine:
             match = replace(match, topic=best.id, decline_reason=None,
                             role=state.matcher.role_for(best.id, a))
         if ((a.asks_more or (not a.content and a.leans)) and not a.other_role
+                and match.decline_reason != OWN_STORY
                 and (a.roles or not state.knowledge.topics[previous.topic].smalltalk)):
             # "what about data scientists?": the previous subject, for the role just named;
             # "why?", "tell me more": the previous subject as it was

@@ -40,7 +40,7 @@ from bot.core.models import OTHER_ROLE, Role
 from bot.core.text import strip_invisible
 from bot.settings import MatchSettings
 
-__all__ = ["Analysis", "Candidate", "Match", "Matcher", "Weights", "asks",
+__all__ = ["OWN_STORY", "Analysis", "Candidate", "Match", "Matcher", "Weights", "asks",
            "forget_reload_caches", "normalise", "warm"]
 
 
@@ -114,11 +114,12 @@ _PHRASE_WORD_SLIPS = 2      # and at most this many slips from it
 # switching between our two roles; a move into one from elsewhere asks what it needs
 _SWITCH, _SKILLS = "crossover", "skills"
 # a question about the bot's own past, which it has none of: declined with that group
-_OWN_STORY = "personal_experience"
+OWN_STORY = "personal_experience"
 # ("did you mean", "did you say" ask about the answer)
 _ASKS_MY_STORY = re.compile(r"\b(?:did you(?! mean| say)|were you|have you ever|you[’']?ve ever|"
                             r"you personally|your own (?:journey|experience|story|path|switch)|"
-                            r"tell me about a time)\b", re.I)
+                            r"tell me about a time|"
+                            r"was it (?:like )?(?:that |this )?for you)\b", re.I)
 # machine learning, the field, set beside data science stands for the ML engineer's career
 _ML = "ml"
 _MAX_QUESTIONS = 4       # questions of one message scored: its first two and last two
@@ -709,7 +710,7 @@ class Matcher:
             docs.append(self._doc(label, oos, analyses, keywords, kept))
             self._fuzzy_strings.append([a.fuzzy for a in analyses])
         self._docs = tuple(docs)
-        self._declines_own_story = any(g.id == _OWN_STORY for g in knowledge.out_of_scope)
+        self._declines_own_story = any(g.id == OWN_STORY for g in knowledge.out_of_scope)
         self._about_other_roles = {i for i, d in enumerate(docs) if d.about_other_roles}
         self._roots: dict[str, frozenset[str]] = {}  # a topic's words by _root, when asked
         self._window_scores: dict[Analysis, dict[int, float]] = {}
@@ -1024,7 +1025,7 @@ class Matcher:
         if ((decided.topic or reason == "low_confidence") and self._declines_own_story
                 and _ASKS_MY_STORY.search(asked_text)):
             # "did you have imposter syndrome your first year?": the bot has no story
-            return replace(decided, topic=None, role=None, decline_reason=_OWN_STORY)
+            return replace(decided, topic=None, role=None, decline_reason=OWN_STORY)
         if reason == "other_roles":
             return replace(decided, subject=self._other_roles_named(text))
         if reason == "low_confidence" and self._foreign(text, budget):

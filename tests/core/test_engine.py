@@ -269,6 +269,8 @@ def test_a_message_of_many_questions_scores_a_bounded_few(engine, monkeypatch):
      "I can't speak from experience of my own"),
     ("what's the toughest model you've ever put in production?",
      "I can't speak from experience of my own"),
+    ("what was it like for you when you moved from data science to ml engineering?",
+     "I can't speak from experience of my own"),
     # a subject no topic mentions, named as the asker wrote it
     ("is a master's degree worth it in Norway?",
      "The articles I answer from say nothing about “Norway”."),
@@ -276,6 +278,15 @@ def test_a_message_of_many_questions_scores_a_bounded_few(engine, monkeypatch):
 def test_a_decline_says_which_case_it_is(engine, text, says):
     reply = engine.answer(Query(text=text))
     assert reply.kind == "decline" and reply.text.startswith(says)
+
+
+def test_a_follow_up_about_the_bots_own_story_is_declined(engine):
+    """"was it like that for you?" points back at the answer, but asks what no article
+    says: the bot's own past."""
+    assert ask(engine, "what does a data scientist do all day?") == ("day_to_day",
+                                                                      "data_scientist")
+    assert ask(engine, "was it like that for you too?") == (None, None)
+    assert ask(engine, "why?") == ("day_to_day", "data_scientist")
 
 
 def test_an_unclear_question_is_offered_its_closest_answers(engine):

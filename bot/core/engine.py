@@ -225,9 +225,10 @@ class Engine:
         best = match.best
         if (match.decline_reason == "low_confidence" and short and a.leans and best
                 and not best.out_of_scope and not state.knowledge.topics[best.id].smalltalk
-                and self.settings.follow_up_below <= best.score < self.settings.decline_below):
+                and self.settings.follow_up_below <= best.score):
             # "how would that engineer deploy it?" after a hiring answer: unsure alone, but
-            # a follow-up in a conversation, and about deploying
+            # a follow-up in a conversation, and about deploying; so too one declined for a
+            # word its topic never uses ("and the pay side?": "side")
             match = replace(match, topic=best.id, decline_reason=None,
                             role=state.matcher.role_for(best.id, a))
         if ((a.asks_more or (not a.content and a.leans)) and not a.other_role

@@ -174,6 +174,15 @@ def test_a_short_follow_up_leaning_on_the_topic_in_hand_is_answered(knowledge):
     assert strict.answer(Query(text=text), Turn(elsewhere, "data_scientist")).kind == "decline"
 
 
+def test_a_leaning_follow_up_is_answered_though_one_of_its_words_is_no_topics(engine):
+    """"and the pay side?": alone, half of it ("side") is no word of salary, and it is
+    declined; after another answer it leans on, it is about pay, for that role."""
+    text = "and the pay side?"
+    assert engine.answer(Query(text=text)).kind == "decline"
+    followed = engine.answer(Query(text=text), Turn("tools", "ml_engineer"))
+    assert (followed.topic, followed.role) == ("salary", "ml_engineer")
+
+
 def test_conversations_do_not_share_context(engine):
     ask(engine, "what do data scientists earn?", "a")
     assert ask(engine, "how about for MLEs", "b")[0] != "salary"

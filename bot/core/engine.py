@@ -209,6 +209,9 @@ class Engine:
 
     def _continue(self, state: _State, text: str, match: Match, previous: Turn) -> Match:
         """Apply follow-up context: a new role on the old topic, or the old role on a new topic."""
+        if match.decline_reason == OWN_STORY:
+            # "was it like that for you too?" points back, but at the bot's own past
+            return match
         a = match.analysis
         short = a.cue or len(a.content) <= _SHORT
         if a.reverses and short and previous.role in OTHER_ROLE and not a.roles:
@@ -232,7 +235,6 @@ class Engine:
             match = replace(match, topic=best.id, decline_reason=None,
                             role=state.matcher.role_for(best.id, a))
         if ((a.asks_more or (not a.content and a.leans)) and not a.other_role
-                and match.decline_reason != OWN_STORY
                 and (a.roles or not state.knowledge.topics[previous.topic].smalltalk)):
             # "what about data scientists?": the previous subject, for the role just named;
             # "why?", "tell me more": the previous subject as it was

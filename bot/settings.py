@@ -27,7 +27,8 @@ class MatchSettings:
     #: of their in-scope and declined rates)
     decline_below: float = 0.42
     #: a short follow-up whose best topic is the conversation's own is answered from here,
-    #: and so is a question whose best topic is far ahead of every rival
+    #: and so is a question whose best topic is far ahead of every rival; below it, a
+    #: message comes near no topic ("when does it not work?" is about the topic in hand)
     follow_up_below: float = 0.32
     #: a topic this close to the answer's (under `sure_above`) is offered as "did you mean"
     clarify_margin: float = 0.03

@@ -261,13 +261,16 @@ class Engine:
 
     def _leans_on(self, state: _State, match: Match, previous: Turn, text: str) -> bool:
         """An unsure short message is about the topic in hand when it comes closest to
-        it, or when it points back at the conversation ("at fintech companies?", "what
-        if we already have a prototype?"), the topic is among those it comes near, and
-        read after that topic's title it is that topic."""
+        it; when it points back ("when does it not work?") and comes near no topic on its
+        own; or when it leans on the conversation ("at fintech companies?", "what if we
+        already have a prototype?"), the topic is among those it comes near, and read
+        after that topic's title it is that topic."""
         best = match.best
         if best is None:
             return False
         if best.id == previous.topic and best.score >= self.settings.follow_up_below:
+            return True
+        if match.analysis.points_back and best.score < self.settings.follow_up_below:
             return True
         if not match.analysis.leans or previous.topic not in {c.id for c in match.candidates}:
             return False

@@ -183,6 +183,22 @@ def test_a_leaning_follow_up_is_answered_though_one_of_its_words_is_no_topics(en
     assert (followed.topic, followed.role) == ("salary", "ml_engineer")
 
 
+def test_a_follow_up_pointing_back_and_near_no_topic_alone_is_about_the_topic_in_hand(
+        engine):
+    """"when does it not work?" comes near no topic on its own (so is declined), and
+    "it" can only be what was just answered; a pointing message with a subject of its
+    own is still declined."""
+    text = "when does it not work?"
+    alone = engine.match(text)
+    assert alone.topic is None and alone.best is not None
+    assert alone.best.score < engine.settings.follow_up_below
+    assert engine.answer(Query(text=text)).kind == "decline"
+    followed = engine.answer(Query(text=text), Turn("overlap", "both"))
+    assert (followed.topic, followed.role) == ("overlap", "both")
+    assert engine.answer(Query(text="can you write it in rust"),
+                         Turn("overlap", "both")).kind == "decline"
+
+
 def test_conversations_do_not_share_context(engine):
     ask(engine, "what do data scientists earn?", "a")
     assert ask(engine, "how about for MLEs", "b")[0] != "salary"

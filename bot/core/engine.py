@@ -234,7 +234,7 @@ class Engine:
             # word its topic never uses ("and the pay side?": "side")
             match = replace(match, topic=best.id, decline_reason=None,
                             role=state.matcher.role_for(best.id, a))
-        if ((a.asks_more or (not a.content and a.leans)) and not a.other_role
+        if ((a.asks_more or (not a.content and a.leans and not a.defines)) and not a.other_role
                 and (a.roles or not state.knowledge.topics[previous.topic].smalltalk)):
             # "what about data scientists?": the previous subject, for the role just named;
             # "why?", "tell me more": the previous subject as it was

@@ -164,6 +164,11 @@ _ASKING_MORE = frozenset({"why", "how", "so", "really", "tell", "me", "more", "e
                           "elaborate", "please", "pls", "go", "on"})
 # ... but not one that asks which or what: "which of the two should I go for?"
 _NAMING = frozenset({"what", "which", "who", "where", "when"})
+# ... and these ask what something is ("what is an MLE?", "who's a data scientist")
+_DEFINING = frozenset({"what", "whats", "wat", "who", "whos"})
+_COPULAS = frozenset({"is", "are", "s"})
+# words around a question that say how it follows, not what it asks: "ok so ... then?"
+_ASIDES = frozenset({"ok", "okay", "so", "and", "then", "but"})
 # Before a role name, these make it the role being moved INTO; after "from", the source.
 _ARTICLES = frozenset({"a", "an", "the", "fellow"})
 _INTO = frozenset({"become", "becoming", "became", "into", "to", "towards", "toward", "switch",
@@ -448,6 +453,14 @@ class Analysis:
         return (not self.roles and not self.compares and _NAMING.isdisjoint(self.tokens)
                 and not _ASKING_MORE.isdisjoint(self.tokens)
                 and _ASKING_MORE.issuperset(self.content))
+
+    @property
+    def defines(self) -> bool:
+        """Asks what one of our roles is, and nothing more: "what is a data scientist?",
+        "ok so what's an MLE then?". It names its subject, in any conversation."""
+        words = [t for t in self.tokens if t not in _ASIDES]
+        return (len(words) >= 2 and words[0] in _DEFINING and words[-1] in _ROLE_TOKEN
+                and all(w in _ARTICLES or w in _COPULAS for w in words[1:-1]))
 
     @property
     def points_back(self) -> bool:
@@ -805,7 +818,10 @@ class Matcher:
         tokens = [self._stem(t) for t in tokens]
         roles = tuple((_ROLE_TOKEN[t], i) for i, t in enumerate(tokens) if t in _ROLE_TOKEN)
         content = tuple(t for t in tokens if not t.startswith("@") and t not in self._stop)
-        unigrams = [_ROLE_TERM.get(t, t) for t in tokens if t not in _ARTICLES]
+        # a last "then" draws a conclusion from what was said ("so what's an MLE then?")
+        # and says nothing of what is asked: "then what?" asks what comes next
+        said_then = tokens[:-1] if len(tokens) > 1 and tokens[-1] == "then" else tokens
+        unigrams = [_ROLE_TERM.get(t, t) for t in said_then if t not in _ARTICLES]
         if _direction(tokens, roles).move:
             unigrams.append(_MOVE)  # "from one of our roles into the other"
         bare = [t for t in tokens if t not in _ARTICLES]

@@ -83,6 +83,11 @@ def test_follow_up_changes_the_topic_and_keeps_the_role(engine):
     # more on the subject in hand, naming no role, is still about the role in hand
     ("I'm an ML engineer, how do I become a data scientist?",
      "is it easier if I'm early in my career?", ("crossover", "data_scientist")),
+    # asking what a role is names the subject, however it is led in and out
+    ("what is machine learning?", "ok so what's an ML engineer then?",
+     ("role_definition", "ml_engineer")),
+    # ... while naming the role alone asks the answer in hand for it
+    ("what is machine learning?", "and for ML engineers?", ("what_is_ml", "both")),
     # ... but not one that is about something else
     ("what do data scientists earn?", "and what is the weather like?", (None, None)),
     ("what tools do ML engineers use?", "why do data scientists use python?",

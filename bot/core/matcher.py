@@ -835,7 +835,9 @@ class Matcher:
         said = (joined, " ".join(tokens))  # as typed, and as read: "wat abt ds?", "n for mles?"
         cue = (any(text == c or text.startswith(c + " ") for text in said for c in _CUES)
                or any(w in _ANAPHORA for w in words))
-        compares = (any(t in _COMPARE for t in tokens) or "which one" in joined
+        # "or" and "vs" set our roles side by side only beside one: "a masters or a phd?"
+        compares = (any(t in _COMPARE and (t != "vs" or roles) for t in tokens)
+                    or "which one" in joined
                     or " the two " in f" {joined} ")  # "the handoff between the two"
         reverses = any(f" {r} " in f" {joined} " for r in _REVERSE)
         return Analysis(tuple(tokens), content, terms, roles, OTHER in tokens, cue, compares,

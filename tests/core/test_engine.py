@@ -88,6 +88,9 @@ def test_follow_up_changes_the_topic_and_keeps_the_role(engine):
      ("role_definition", "ml_engineer")),
     # ... while naming the role alone asks the answer in hand for it
     ("what is machine learning?", "and for ML engineers?", ("what_is_ml", "both")),
+    # two things set side by side, neither of them our roles, are still for the role in hand
+    ("What degree do data scientists usually have?", "do most of them have a masters or phd?",
+     ("education", "data_scientist")),
     # ... but not one that is about something else
     ("what do data scientists earn?", "and what is the weather like?", (None, None)),
     ("what tools do ML engineers use?", "why do data scientists use python?",

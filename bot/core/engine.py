@@ -243,9 +243,10 @@ class Engine:
                            confidence=max(match.confidence, self.settings.sure_above))
         if match.topic is None or a.roles or a.compares:
             return match
-        if not short and match.topic != previous.topic:
-            return match  # a long message about something new: its own subject, alone
-        if (match.topic != previous.topic and a.points_back
+        if not short and match.topic != previous.topic and not a.leans:
+            # a long message about something new, leaning on nothing: its subject alone
+            return match
+        if (short and match.topic != previous.topic and a.points_back
                 and not state.matcher.names(match.topic, a)
                 and previous.topic in {c.id for c in match.candidates}
                 and self._read_after(state, previous, text)):
@@ -255,8 +256,9 @@ class Engine:
         topic = state.knowledge.topics[match.topic]
         if topic.smalltalk or previous.role not in topic.roles:
             return match
-        # "and their tools?", "pay?": a new subject, still about the same role; "is it
-        # easier early in my career?" after a move into DS: the same subject, still DS
+        # "and their tools?", "pay?", "does it pay well at the top?": a new subject,
+        # still about the same role; "is it easier early in my career?" after a move
+        # into DS: the same subject, still DS
         return replace(match, role=previous.role)
 
     def _leans_on(self, state: _State, match: Match, previous: Turn, text: str) -> bool:

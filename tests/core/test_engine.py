@@ -88,6 +88,9 @@ def test_follow_up_changes_the_topic_and_keeps_the_role(engine):
      ("role_definition", "ml_engineer")),
     # ... while naming the role alone asks the answer in hand for it
     ("what is machine learning?", "and for ML engineers?", ("what_is_ml", "both")),
+    # a longer message pointing back ("it") is on a subject of its own, for the role in hand
+    ("what does the career ladder look like for ML engineers?", "does it pay well at the top?",
+     ("salary", "ml_engineer")),
     # two things set side by side, neither of them our roles, are still for the role in hand
     ("What degree do data scientists usually have?", "do most of them have a masters or phd?",
      ("education", "data_scientist")),
